@@ -1,0 +1,1 @@
+"""wattwise.model layer."""

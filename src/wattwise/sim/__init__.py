@@ -1,0 +1,1 @@
+"""wattwise.sim layer."""
