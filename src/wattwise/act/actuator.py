@@ -1,0 +1,182 @@
+"""The actuator: turns a decision into journaled, interlocked, idempotent commands.
+
+Every action is journaled ``planned`` before anything else. In ``observe`` mode nothing more
+happens; in ``dry-run`` it is journaled as what would be sent; in ``armed`` it is journaled
+``sent`` before it leaves and ``acked``/``failed`` after. Interlocks may refuse it; kinds that
+need manual approval wait as ``pending`` until an operator approves or denies them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from wattwise.act.base import Journal, JournalEntry, Mode, Phase
+from wattwise.act.interlocks import Interlock, InterlockContext
+from wattwise.drivers.base import Driver
+from wattwise.errors import WattwiseError
+from wattwise.model.clock import Clock
+from wattwise.model.values import Action, ActionKind, Decision
+
+logger = logging.getLogger(__name__)
+
+Router = Callable[[Action], Driver | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the actuator would do (or did) with one action."""
+
+    action: Action
+    phase: Phase
+    message: str = ""
+
+
+class Actuator:
+    """Executes decisions safely.
+
+    Args:
+        mode: Observe, dry-run or armed.
+        journal: Where every step is written before and after sending.
+        router: Finds the driver for an action (``None``: no driver can do it).
+        interlocks: Checked in order; the first refusal wins.
+        clock: Time source.
+        approval_kinds: Kinds that wait for an operator.
+        token: Returns the current fencing token (``None`` when running without HA).
+        timeout_s: Per-command time limit.
+    """
+
+    def __init__(
+        self,
+        mode: Mode,
+        journal: Journal,
+        router: Router,
+        interlocks: Sequence[Interlock],
+        clock: Clock,
+        approval_kinds: frozenset[ActionKind] = frozenset(),
+        token: Callable[[], int | None] = lambda: None,
+        timeout_s: float = 5.0,
+    ) -> None:
+        self.mode = mode
+        self.journal = journal
+        self.router = router
+        self.interlocks = tuple(interlocks)
+        self.clock = clock
+        self.approval_kinds = approval_kinds
+        self.token = token
+        self.timeout_s = timeout_s
+        self._done: set[str] = set()
+        self._state: dict[str, tuple[ActionKind, float | None, str | None]] = {}
+        self._pending: dict[str, tuple[Action, InterlockContext]] = {}
+
+    # ---- planning (pure with respect to devices) -----------------------------------------
+    def _is_noop(self, action: Action) -> bool:
+        if action.command_id in self._done:
+            return True
+        return self._state.get(action.target_id) == (action.kind, action.value, action.dest_id)
+
+    def verdict(self, action: Action, ctx: InterlockContext) -> Verdict:
+        """What would happen to one action now (no side effects)."""
+        if self._is_noop(action):
+            return Verdict(action, Phase.ACKED, "already in that state")
+        for lock in self.interlocks:
+            reason = lock.check(action, ctx)
+            if reason is not None:
+                return Verdict(action, Phase.REFUSED, reason)
+        if action.kind in self.approval_kinds:
+            return Verdict(action, Phase.PENDING, "waits for operator approval")
+        return Verdict(action, Phase.SENT)
+
+    def plan(self, decisions: Sequence[Decision], ctx: InterlockContext) -> list[Verdict]:
+        """Exactly what ``armed`` would send now, in order (``wattwise plan``)."""
+        verdicts = (self.verdict(a, ctx) for d in decisions for a in d.actions)
+        return [v for v in verdicts if v.phase is not Phase.ACKED]
+
+    # ---- execution ------------------------------------------------------------------------
+    async def execute(self, decisions: Sequence[Decision], ctx: InterlockContext) -> list[Verdict]:
+        """Journal and (when armed) send every action of the decisions, in order."""
+        out: list[Verdict] = []
+        for decision in decisions:
+            for raw in decision.actions:
+                action = raw.model_copy(update={"fencing_token": self.token()})
+                verdict = self.verdict(action, ctx)
+                if verdict.phase is Phase.ACKED:
+                    continue
+                out.append(await self._handle(verdict, ctx))
+        return out
+
+    async def _handle(self, verdict: Verdict, ctx: InterlockContext) -> Verdict:
+        action, now_s = verdict.action, self.clock.now_s()
+        self.journal.append(JournalEntry.of(action, Phase.PLANNED, now_s))
+        if verdict.phase is Phase.REFUSED:
+            logger.warning("refused %s on %s: %s", action.kind, action.target_id, verdict.message)
+            self.journal.append(JournalEntry.of(action, Phase.REFUSED, now_s, verdict.message))
+            return verdict
+        if self.mode is Mode.OBSERVE:
+            return Verdict(action, Phase.PLANNED, "observe mode")
+        if self.mode is Mode.DRY_RUN:
+            self.journal.append(JournalEntry.of(action, Phase.DRY_RUN, now_s))
+            return Verdict(action, Phase.DRY_RUN)
+        if verdict.phase is Phase.PENDING:
+            if action.command_id not in self._pending:
+                self._pending[action.command_id] = (action, ctx)
+                self.journal.append(JournalEntry.of(action, Phase.PENDING, now_s, verdict.message))
+            return verdict
+        return await self._send(action, ctx)
+
+    async def _send(self, action: Action, ctx: InterlockContext, actor: str = "controller") -> Verdict:
+        driver = self.router(action)
+        now_s = self.clock.now_s()
+        if driver is None:
+            msg = f"no driver can apply {action.kind} to {action.target_id}"
+            self.journal.append(JournalEntry.of(action, Phase.FAILED, now_s, msg, actor))
+            return Verdict(action, Phase.FAILED, msg)
+        self.journal.append(JournalEntry.of(action, Phase.SENT, now_s, actor=actor))
+        try:
+            result = await asyncio.wait_for(driver.apply(action), timeout=self.timeout_s)
+        except TimeoutError:
+            msg = f"timed out after {self.timeout_s:.1f} s"
+        except WattwiseError as err:
+            msg = f"{type(err).__name__}: {err}"
+        else:
+            phase = Phase.ACKED if result.ok else Phase.FAILED
+            self.journal.append(JournalEntry.of(action, phase, self.clock.now_s(), result.message, actor))
+            if result.ok:
+                self._done.add(action.command_id)
+                self._state[action.target_id] = (action.kind, action.value, action.dest_id)
+                for lock in self.interlocks:
+                    lock.record(action, ctx)
+                logger.info("acked %s on %s: %s", action.kind, action.target_id, action.reason)
+            return Verdict(action, phase, result.message)
+        logger.warning("failed %s on %s: %s", action.kind, action.target_id, msg)
+        self.journal.append(JournalEntry.of(action, Phase.FAILED, self.clock.now_s(), msg, actor))
+        return Verdict(action, Phase.FAILED, msg)
+
+    # ---- operators ------------------------------------------------------------------------
+    @property
+    def pending(self) -> list[Action]:
+        """Actions waiting for approval."""
+        return [a for a, _ in self._pending.values()]
+
+    async def approve(self, command_id: str, actor: str) -> Verdict:
+        """Send a pending action on an operator's word (interlocks are checked again)."""
+        action, ctx = self._pending.pop(command_id)
+        self.journal.append(JournalEntry.of(action, Phase.APPROVED, self.clock.now_s(), actor=actor))
+        for lock in self.interlocks:
+            reason = lock.check(action, ctx)
+            if reason is not None:
+                self.journal.append(JournalEntry.of(action, Phase.REFUSED, self.clock.now_s(), reason, actor))
+                return Verdict(action, Phase.REFUSED, reason)
+        return await self._send(action, ctx, actor)
+
+    def deny(self, command_id: str, actor: str) -> Verdict:
+        """Drop a pending action on an operator's word."""
+        action, _ = self._pending.pop(command_id)
+        self.journal.append(JournalEntry.of(action, Phase.DENIED, self.clock.now_s(), actor=actor))
+        return Verdict(action, Phase.DENIED)
+
+    def forget_state(self, target_id: str) -> None:
+        """Forget the last known state of a target (after a device reports a change)."""
+        self._state.pop(target_id, None)

@@ -1,0 +1,196 @@
+"""Interlocks: last line of defence between a decision and a device.
+
+Each interlock returns ``None`` to allow an action or a reason to refuse it. They refuse any
+action that would drop a critical service or its dependencies, push a breaker, PDU, UPS or
+feed past its limit, or flap a device (minimum dwell, rate limits per device and per site).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict, deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Protocol
+
+from wattwise.model.graph import SiteGraph
+from wattwise.model.site import Tier
+from wattwise.model.values import Action, ActionKind
+
+_DROPS_SERVICE = {ActionKind.SERVICE_SHED, ActionKind.WORKLOAD_STOP}
+_DROPS_SERVER = {ActionKind.OUTLET_OFF, ActionKind.NODE_DRAIN}
+_ADDS_LOAD = {ActionKind.SERVICE_RESTORE, ActionKind.WORKLOAD_START, ActionKind.OUTLET_ON}
+_OPPOSITE = {
+    ActionKind.SERVICE_SHED: ActionKind.SERVICE_RESTORE,
+    ActionKind.SERVICE_RESTORE: ActionKind.SERVICE_SHED,
+    ActionKind.OUTLET_OFF: ActionKind.OUTLET_ON,
+    ActionKind.OUTLET_ON: ActionKind.OUTLET_OFF,
+    ActionKind.WORKLOAD_STOP: ActionKind.WORKLOAD_START,
+    ActionKind.WORKLOAD_START: ActionKind.WORKLOAD_STOP,
+}
+
+
+@dataclass(frozen=True)
+class InterlockContext:
+    """What interlocks know about the site right now.
+
+    Attributes:
+        t_s: Now.
+        headroom_w: Capacity minus load per chain node (feeds, ATS, UPS, PDUs), W.
+        service_power_w: Present or nominal power of each service, W.
+        outlets_off: Outlets currently switched off.
+        power_event: True while a power event (utility loss, on battery) is in progress.
+    """
+
+    t_s: float
+    headroom_w: Mapping[str, float] = field(default_factory=dict)
+    service_power_w: Mapping[str, float] = field(default_factory=dict)
+    outlets_off: frozenset[str] = frozenset()
+    power_event: bool = False
+
+
+class Interlock(Protocol):
+    """Allows (None) or refuses (a reason) one action."""
+
+    def check(self, action: Action, ctx: InterlockContext) -> str | None:
+        """Reason to refuse, or None."""
+        ...
+
+    def record(self, action: Action, ctx: InterlockContext) -> None:
+        """Note an action that was executed (for rate and dwell state)."""
+        ...
+
+
+class CriticalClosureInterlock:
+    """Refuses anything that would stop a critical service or a service a critical one needs."""
+
+    def __init__(self, graph: SiteGraph) -> None:
+        self.graph = graph
+
+    @cached_property
+    def protected(self) -> frozenset[str]:
+        """Critical services and their whole dependency closures."""
+        out: set[str] = set()
+        for s in self.graph.site.services:
+            if s.tier is Tier.CRITICAL:
+                out |= self.graph.dependency_closure(s.id)
+        return frozenset(out)
+
+    @cached_property
+    def _server_services(self) -> dict[str, set[str]]:
+        out: dict[str, set[str]] = defaultdict(set)
+        for w in self.graph.site.workloads:
+            out[w.server].add(w.service)
+        return out
+
+    @cached_property
+    def _workload_service(self) -> dict[str, str]:
+        return {w.id: w.service for w in self.graph.site.workloads}
+
+    @cached_property
+    def _server_outlets(self) -> dict[str, tuple[str, ...]]:
+        return {s: tuple(path[1] for path in self.graph.power_path(s)) for s in self.graph.server_ids}
+
+    def check(self, action: Action, ctx: InterlockContext) -> str | None:
+        """Refuse dropping a protected service."""
+        if action.kind is ActionKind.SERVICE_SHED and action.target_id in self.protected:
+            return f"{action.target_id} is critical or a dependency of a critical service"
+        if action.kind is ActionKind.WORKLOAD_STOP:
+            svc = self._workload_service.get(action.target_id)
+            if svc in self.protected:
+                return f"workload {action.target_id} runs {svc}, which a critical service needs"
+        if action.kind in _DROPS_SERVER:
+            return self._check_server_drop(action, ctx)
+        return None
+
+    def _check_server_drop(self, action: Action, ctx: InterlockContext) -> str | None:
+        if action.kind is ActionKind.NODE_DRAIN:
+            servers = [action.target_id]
+        else:
+            servers = [self.graph.server_ids[i] for i in self.graph.servers_below(action.target_id)]
+        off = ctx.outlets_off | {action.target_id}
+        for server in servers:
+            hit = self._server_services.get(server, set()) & self.protected
+            if not hit:
+                continue
+            still_fed = any(o not in off for o in self._server_outlets.get(server, ()))
+            if action.kind is ActionKind.NODE_DRAIN or not still_fed:
+                return f"{server} would lose power but runs {', '.join(sorted(hit))}, needed by critical services"
+        return None
+
+    def record(self, action: Action, ctx: InterlockContext) -> None:
+        """Stateless."""
+
+
+class LimitInterlock:
+    """Refuses load-adding actions that would push any node on the path past its capacity."""
+
+    def __init__(self, graph: SiteGraph, margin_frac: float = 0.02) -> None:
+        self.graph = graph
+        self.margin_frac = margin_frac
+
+    @cached_property
+    def _service_nodes(self) -> dict[str, frozenset[str]]:
+        nodes: dict[str, set[str]] = defaultdict(set)
+        for w in self.graph.site.workloads:
+            for path in self.graph.power_path(w.server):
+                nodes[w.service].update(path[2:])
+        return {k: frozenset(v) for k, v in nodes.items()}
+
+    def check(self, action: Action, ctx: InterlockContext) -> str | None:
+        """Refuse a restore whose estimated power exceeds any headroom on its path."""
+        if action.kind is not ActionKind.SERVICE_RESTORE:
+            return None
+        delta_w = ctx.service_power_w.get(action.target_id, 0.0)
+        for node in sorted(self._service_nodes.get(action.target_id, frozenset())):
+            room_w = ctx.headroom_w.get(node)
+            if room_w is None:
+                continue
+            cap_w = self.graph.node_capacity_w[self.graph.node_index[node]] if node in self.graph.node_index else 0.0
+            if delta_w > room_w - self.margin_frac * cap_w:
+                return f"restoring {action.target_id} adds ~{delta_w:.0f} W; {node} has {room_w:.0f} W headroom"
+        return None
+
+    def record(self, action: Action, ctx: InterlockContext) -> None:
+        """Stateless."""
+
+
+class FlapInterlock:
+    """Minimum dwell between opposite actions on one target, and rate limits.
+
+    Shedding during a power event bypasses the dwell: safety beats smoothness.
+    """
+
+    def __init__(self, min_dwell_s: float = 60.0, per_device_per_min: int = 6, per_site_per_min: int = 2000) -> None:
+        self.min_dwell_s = min_dwell_s
+        self.per_device_per_min = per_device_per_min
+        self.per_site_per_min = per_site_per_min
+        self._last: dict[str, tuple[ActionKind, float]] = {}
+        self._device_times: dict[str, deque[float]] = defaultdict(deque)
+        self._site_times: deque[float] = deque()
+
+    def check(self, action: Action, ctx: InterlockContext) -> str | None:
+        """Refuse a flap or a rate-limit breach."""
+        last = self._last.get(action.target_id)
+        emergency = ctx.power_event and action.kind in _DROPS_SERVICE
+        if last is not None and not emergency:
+            kind, t_s = last
+            if _OPPOSITE.get(kind) is action.kind and ctx.t_s - t_s < self.min_dwell_s:
+                ago_s = ctx.t_s - t_s
+                return f"flap: {kind} on {action.target_id} {ago_s:.0f} s ago (min dwell {self.min_dwell_s:.0f} s)"
+        times = self._device_times[action.target_id]
+        while times and ctx.t_s - times[0] >= 60.0:
+            times.popleft()
+        if len(times) >= self.per_device_per_min and not emergency:
+            return f"rate limit: {len(times)} actions on {action.target_id} in the last minute"
+        while self._site_times and ctx.t_s - self._site_times[0] >= 60.0:
+            self._site_times.popleft()
+        if len(self._site_times) >= self.per_site_per_min:
+            return f"rate limit: {len(self._site_times)} actions on the site in the last minute"
+        return None
+
+    def record(self, action: Action, ctx: InterlockContext) -> None:
+        """Remember when the target was last acted on."""
+        self._last[action.target_id] = (action.kind, ctx.t_s)
+        self._device_times[action.target_id].append(ctx.t_s)
+        self._site_times.append(ctx.t_s)

@@ -1,0 +1,174 @@
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from wattwise.act.actuator import Actuator
+from wattwise.act.base import MemoryJournal, Mode, Phase
+from wattwise.act.interlocks import CriticalClosureInterlock, FlapInterlock, InterlockContext, LimitInterlock
+from wattwise.errors import DeviceUnavailable
+from wattwise.model.clock import SimClock
+from wattwise.model.generate import SiteSpec, generate_site
+from wattwise.model.graph import SiteGraph
+from wattwise.model.site import Tier
+from wattwise.model.values import Action, ActionKind, ActionResult, Decision, DecisionStatus, Reading
+
+
+class StateDriver:
+    """A stateful in-test device: shed services stay shed until restored."""
+
+    name = "state"
+
+    def __init__(self, fail: bool = False, hang: bool = False) -> None:
+        self.shed: set[str] = set()
+        self.applied: list[str] = []
+        self.fail = fail
+        self.hang = hang
+
+    def supports(self, kind: ActionKind) -> bool:
+        return kind in {ActionKind.SERVICE_SHED, ActionKind.SERVICE_RESTORE}
+
+    async def read(self) -> list[Reading]:
+        return [Reading(s, "available", 0.0, 0.0) for s in sorted(self.shed)]
+
+    async def apply(self, action: Action) -> ActionResult:
+        if self.hang:
+            await asyncio.sleep(10)
+        if self.fail:
+            raise DeviceUnavailable("dead", device_id=action.target_id)
+        self.applied.append(action.command_id)
+        if action.kind is ActionKind.SERVICE_SHED:
+            self.shed.add(action.target_id)
+        else:
+            self.shed.discard(action.target_id)
+        return ActionResult(command_id=action.command_id, ok=True)
+
+    async def close(self) -> None:
+        return None
+
+
+@pytest.fixture
+def graph() -> SiteGraph:
+    return SiteGraph(generate_site(SiteSpec(servers=40, servers_per_rack=10, racks_per_hall=4, services=12, seed=5)))
+
+
+def _low_service(graph: SiteGraph) -> str:
+    lock = CriticalClosureInterlock(graph)
+    return next(s.id for s in graph.site.services if s.tier is Tier.LOW and s.id not in lock.protected)
+
+
+def _critical(graph: SiteGraph) -> str:
+    return next(s.id for s in graph.site.services if s.tier is Tier.CRITICAL)
+
+
+def _actuator(graph: SiteGraph, driver: StateDriver, mode: Mode, **kw: object) -> tuple[Actuator, MemoryJournal]:
+    journal = MemoryJournal()
+    locks = [CriticalClosureInterlock(graph), LimitInterlock(graph), FlapInterlock(min_dwell_s=60)]
+    act = Actuator(mode, journal, lambda a: driver, locks, SimClock(), timeout_s=0.2, **kw)  # type: ignore[arg-type]
+    return act, journal
+
+
+def _decision(*actions: Action) -> Decision:
+    return Decision(policy_name="test", status=DecisionStatus.OK, actions=actions)
+
+
+async def test_armed_journals_before_and_after_and_is_idempotent(graph: SiteGraph) -> None:
+    driver = StateDriver()
+    act, journal = _actuator(graph, driver, Mode.ARMED)
+    shed = Action(kind=ActionKind.SERVICE_SHED, target_id=_low_service(graph), reason="power event", decision_id="d1")
+    ctx = InterlockContext(t_s=0.0, power_event=True)
+    out = await act.execute([_decision(shed)], ctx)
+    assert [v.phase for v in out] == [Phase.ACKED]
+    assert [e.phase for e in journal.entries()] == [Phase.PLANNED, Phase.SENT, Phase.ACKED]
+    # Same intent again (a re-plan, new decision id): nothing is sent twice.
+    again = shed.model_copy(update={"decision_id": "d2"})
+    assert await act.execute([_decision(again)], ctx) == []
+    assert len(driver.applied) == 1
+
+
+async def test_dry_run_sends_nothing_and_plan_equals_dry_run(graph: SiteGraph) -> None:
+    driver = StateDriver()
+    act, journal = _actuator(graph, driver, Mode.DRY_RUN)
+    actions = [
+        Action(kind=ActionKind.SERVICE_SHED, target_id=_low_service(graph), decision_id="d"),
+        Action(kind=ActionKind.SERVICE_SHED, target_id=_critical(graph), decision_id="d"),
+    ]
+    ctx = InterlockContext(t_s=0.0)
+    planned = act.plan([_decision(*actions)], ctx)
+    done = await act.execute([_decision(*actions)], ctx)
+    assert driver.applied == []
+    assert [(v.action.command_id, v.phase) for v in planned] == [
+        (actions[0].command_id, Phase.SENT),
+        (actions[1].command_id, Phase.REFUSED),
+    ]
+    assert [v.action.command_id for v in done] == [v.action.command_id for v in planned]
+    assert Phase.DRY_RUN in {e.phase for e in journal.entries()}
+
+
+async def test_critical_service_shed_is_refused_with_reason(graph: SiteGraph) -> None:
+    driver = StateDriver()
+    act, journal = _actuator(graph, driver, Mode.ARMED)
+    crit = _critical(graph)
+    out = await act.execute([_decision(Action(kind=ActionKind.SERVICE_SHED, target_id=crit))], InterlockContext(0.0))
+    assert out[0].phase is Phase.REFUSED
+    assert "critical" in out[0].message
+    assert driver.applied == []
+    assert journal.entries()[-1].phase is Phase.REFUSED
+
+
+async def test_flap_refused_within_dwell_but_allowed_after(graph: SiteGraph) -> None:
+    driver = StateDriver()
+    act, _ = _actuator(graph, driver, Mode.ARMED)
+    svc = _low_service(graph)
+    await act.execute([_decision(Action(kind=ActionKind.SERVICE_SHED, target_id=svc))], InterlockContext(0.0))
+    restore = Action(kind=ActionKind.SERVICE_RESTORE, target_id=svc)
+    out = await act.execute([_decision(restore)], InterlockContext(10.0))
+    assert out[0].phase is Phase.REFUSED
+    assert "flap" in out[0].message
+    out = await act.execute([_decision(restore)], InterlockContext(100.0))
+    assert out[0].phase is Phase.ACKED
+
+
+async def test_restore_refused_when_headroom_too_small(graph: SiteGraph) -> None:
+    driver = StateDriver()
+    act, _ = _actuator(graph, driver, Mode.ARMED)
+    svc = _low_service(graph)
+    ctx = InterlockContext(0.0, headroom_w=dict.fromkeys(graph.node_ids, 100.0), service_power_w={svc: 5000.0})
+    out = await act.execute([_decision(Action(kind=ActionKind.SERVICE_RESTORE, target_id=svc))], ctx)
+    assert out[0].phase is Phase.REFUSED
+    assert "headroom" in out[0].message
+
+
+@pytest.mark.parametrize("driver", [StateDriver(fail=True), StateDriver(hang=True)], ids=["dead", "hung"])
+async def test_driver_failure_is_journaled_not_raised(graph: SiteGraph, driver: StateDriver) -> None:
+    act, journal = _actuator(graph, driver, Mode.ARMED)
+    out = await act.execute(
+        [_decision(Action(kind=ActionKind.SERVICE_SHED, target_id=_low_service(graph)))], InterlockContext(0.0)
+    )
+    assert out[0].phase is Phase.FAILED
+    assert journal.entries()[-1].phase is Phase.FAILED
+
+
+async def test_approval_flow(graph: SiteGraph) -> None:
+    driver = StateDriver()
+    act, journal = _actuator(graph, driver, Mode.ARMED, approval_kinds=frozenset({ActionKind.SERVICE_SHED}))
+    svc = _low_service(graph)
+    a = Action(kind=ActionKind.SERVICE_SHED, target_id=svc)
+    out = await act.execute([_decision(a)], InterlockContext(0.0))
+    assert out[0].phase is Phase.PENDING
+    assert driver.applied == []
+    verdict = await act.approve(a.command_id, actor="alice")
+    assert verdict.phase is Phase.ACKED
+    assert driver.shed == {svc}
+    assert any(e.phase is Phase.APPROVED and e.actor == "alice" for e in journal.entries())
+
+
+def test_observe_mode_never_sends(graph: SiteGraph) -> None:
+    driver = StateDriver()
+    act, journal = _actuator(graph, driver, Mode.OBSERVE)
+    a = Action(kind=ActionKind.SERVICE_SHED, target_id=_low_service(graph))
+    out = asyncio.run(act.execute([_decision(a)], InterlockContext(0.0)))
+    assert out[0].phase is Phase.PLANNED
+    assert driver.applied == []
+    assert [e.phase for e in journal.entries()] == [Phase.PLANNED]
