@@ -31,8 +31,8 @@ FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
 
-def _frozen(values: npt.ArrayLike, dtype: type = np.float64) -> npt.NDArray[np.float64]:
-    out = np.array(values, dtype=dtype, copy=True)
+def _frozen(values: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    out: npt.NDArray[np.float64] = np.array(values, dtype=np.float64, copy=True)
     out.setflags(write=False)
     return out
 
