@@ -1,0 +1,222 @@
+"""The control loop: read → validate and store → predict → decide → act, on a Clock.
+
+Devices are polled every ``poll_period_s``; a decision runs every ``decide_period_s``, or at
+once when a reading shows an event (UPS on battery, ATS transfer, a breaker near trip, a PSU
+alarm) — the fast path. Nothing that fails in one device, model or policy stops the loop: it
+becomes a status, a log line on transition, and a metric.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from wattwise.act.actuator import Actuator, Verdict
+from wattwise.act.interlocks import InterlockContext
+from wattwise.drivers.base import Driver
+from wattwise.errors import WattwiseError
+from wattwise.model.clock import Clock
+from wattwise.model.values import Decision, Reading
+
+logger = logging.getLogger(__name__)
+
+
+class ReadingSink(Protocol):
+    """Validates and stores readings; returns the accepted ones."""
+
+    def ingest(self, readings: Sequence[Reading], now_s: float) -> list[Reading]:
+        """Validate, store, and return what was accepted."""
+        ...
+
+
+class Planner(Protocol):
+    """Predict and decide: latest values in, decisions and interlock context out."""
+
+    def plan(self, latest: LatestValues, now_s: float, event: str | None) -> tuple[list[Decision], InterlockContext]:
+        """Decisions for now (pure with respect to devices)."""
+        ...
+
+
+@dataclass
+class LatestValues:
+    """Latest accepted value of every (device, metric), with its time."""
+
+    values: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
+
+    def update(self, readings: Sequence[Reading]) -> None:
+        """Keep the newest value per key."""
+        for r in readings:
+            old = self.values.get((r.device_id, r.metric))
+            if old is None or r.t_s >= old[1]:
+                self.values[(r.device_id, r.metric)] = (r.value, r.t_s)
+
+    def get(self, device_id: str, metric: str, default: float | None = None) -> float | None:
+        """Latest value or ``default``."""
+        hit = self.values.get((device_id, metric))
+        return hit[0] if hit is not None else default
+
+
+@dataclass(frozen=True, slots=True)
+class TickReport:
+    """What one tick did."""
+
+    t_s: float
+    readings: int
+    accepted: int
+    event: str | None
+    decided: bool
+    verdicts: tuple[Verdict, ...] = ()
+    errors: tuple[str, ...] = ()
+
+
+EventDetector = Callable[[LatestValues, LatestValues], str | None]
+
+
+def detect_event(before: LatestValues, after: LatestValues) -> str | None:
+    """Name the first power event visible between two views, or ``None``.
+
+    UPS going on battery or low battery, an ATS changing source, a feed going dark, a breaker
+    at ≥95 % of its rating, a PSU or cooling unit going down, or a leak.
+    """
+    for (device, metric), (value, _) in after.values.items():
+        old = before.get(device, metric)
+        if metric in {"on_battery", "low_battery", "leak_detected", "breaker_tripped"} and value >= 1 > (old or 0):
+            return f"{device}: {metric}"
+        if metric == "ats_source_index" and old is not None and value != old:
+            return f"{device}: ATS transfer"
+        if metric == "source_available" and value < 1 <= (old if old is not None else 1):
+            return f"{device}: source lost"
+        if metric == "source_available" and value >= 1 > (old if old is not None else 1):
+            return f"{device}: source returned"
+        if metric == "load_frac" and value >= 0.95 > (old or 0):
+            return f"{device}: near limit"
+        if metric == "available" and value < 1 <= (old if old is not None else 1):
+            return f"{device}: unit down"
+    return None
+
+
+class Controller:
+    """Runs the loop over drivers, a sink, a planner and an actuator.
+
+    Args:
+        drivers: Where readings come from (the twin, NUT, Redfish, SNMP, Modbus…).
+        sink: Validation and storage.
+        planner: Prediction and policies.
+        actuator: Interlocked, journaled execution.
+        clock: Wall clock or the twin's SimClock.
+        poll_period_s: Seconds between polls.
+        decide_period_s: Seconds between routine decisions (events decide at once).
+        read_timeout_s: Per-driver read time limit.
+        is_leader: Returns whether this controller may act now (HA); followers stay warm.
+    """
+
+    def __init__(
+        self,
+        drivers: Sequence[Driver],
+        sink: ReadingSink,
+        planner: Planner,
+        actuator: Actuator,
+        clock: Clock,
+        poll_period_s: float = 1.0,
+        decide_period_s: float = 5.0,
+        read_timeout_s: float = 2.0,
+        is_leader: Callable[[], bool] = lambda: True,
+        detector: EventDetector = detect_event,
+    ) -> None:
+        self.drivers = tuple(drivers)
+        self.sink = sink
+        self.planner = planner
+        self.actuator = actuator
+        self.clock = clock
+        self.poll_period_s = poll_period_s
+        self.decide_period_s = decide_period_s
+        self.read_timeout_s = read_timeout_s
+        self.is_leader = is_leader
+        self.detector = detector
+        self.latest = LatestValues()
+        self.driver_errors: dict[str, str] = {}
+        self.last_decisions: list[Decision] = []
+        self.last_verdicts: list[Verdict] = []
+        self.last_event: str | None = None
+        self._last_decide_s = float("-inf")
+        self._stop = asyncio.Event()
+        self.listeners: list[Callable[[TickReport], None]] = []
+
+    async def _read_one(self, driver: Driver) -> list[Reading]:
+        try:
+            readings = await asyncio.wait_for(driver.read(), timeout=self.read_timeout_s)
+        except (TimeoutError, WattwiseError) as err:
+            msg = "timed out" if isinstance(err, TimeoutError) else str(err)
+            if self.driver_errors.get(driver.name) is None:
+                logger.warning("driver %s failing: %s", driver.name, msg)
+            self.driver_errors[driver.name] = msg
+            return []
+        if self.driver_errors.pop(driver.name, None) is not None:
+            logger.info("driver %s recovered", driver.name)
+        return readings
+
+    async def read(self) -> list[Reading]:
+        """Poll every driver concurrently; a failing one yields nothing and a status."""
+        batches = await asyncio.gather(*(self._read_one(d) for d in self.drivers))
+        return [r for batch in batches for r in batch]
+
+    async def tick(self, force_decide: bool = False) -> TickReport:
+        """One poll, and a decision when due or when an event shows."""
+        now_s = self.clock.now_s()
+        readings = await self.read()
+        errors: list[str] = [f"{k}: {v}" for k, v in self.driver_errors.items()]
+        try:
+            accepted = self.sink.ingest(readings, now_s)
+        except WattwiseError as err:
+            # The store may be down: keep deciding on what we read, report it.
+            logger.warning("ingest failed, deciding on unstored readings: %s", err)
+            errors.append(f"store: {err}")
+            accepted = readings
+        before = LatestValues(dict(self.latest.values))
+        self.latest.update(accepted)
+        event = self.detector(before, self.latest)
+        due = force_decide or event is not None or now_s - self._last_decide_s >= self.decide_period_s
+        verdicts: list[Verdict] = []
+        if due:
+            verdicts = await self._decide_and_act(now_s, event, errors)
+        report = TickReport(now_s, len(readings), len(accepted), event, due, tuple(verdicts), tuple(errors))
+        for listener in self.listeners:
+            listener(report)
+        return report
+
+    async def _decide_and_act(self, now_s: float, event: str | None, errors: list[str]) -> list[Verdict]:
+        self._last_decide_s = now_s
+        if event is not None:
+            self.last_event = event
+            logger.info("event: %s; deciding now", event)
+        try:
+            decisions, ctx = self.planner.plan(self.latest, now_s, event)
+        except Exception as err:  # a model or policy bug must not stop the loop
+            logger.exception("planner failed")
+            errors.append(f"planner: {type(err).__name__}: {err}")
+            return []
+        self.last_decisions = decisions
+        if not self.is_leader():
+            return []
+        verdicts = await self.actuator.execute(decisions, ctx)
+        self.last_verdicts = verdicts
+        return verdicts
+
+    async def run(self, until_s: float | None = None) -> None:
+        """Tick until stopped (or until the clock reaches ``until_s``)."""
+        while not self._stop.is_set():
+            if until_s is not None and self.clock.now_s() >= until_s:
+                return
+            started_s = self.clock.now_s()
+            try:
+                await self.tick()
+            except Exception:  # the loop itself must survive anything
+                logger.exception("tick failed")
+            await self.clock.sleep_s(max(0.0, self.poll_period_s - (self.clock.now_s() - started_s)))
+
+    def stop(self) -> None:
+        """Ask ``run`` to return after the current tick."""
+        self._stop.set()
