@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from wattwise.act.base import JournalEntry, Phase
+from wattwise.control.loop import LatestValues, detect_event
+from wattwise.control.pipeline import StoreJournal, StorePipeline
+from wattwise.errors import StoreError
+from wattwise.model.values import Reading
+from wattwise.store.duckdb_store import DuckDBStore
+from wattwise.telemetry.batch import ReadingBatch
+from wattwise.telemetry.validate import ReadingValidator
+
+
+class FlakyStore:
+    """A real DuckDB store behind a switch that makes writes fail (store down)."""
+
+    def __init__(self, inner: DuckDBStore) -> None:
+        self.inner = inner
+        self.down = False
+
+    def write(self, batch: ReadingBatch) -> object:
+        if self.down:
+            raise StoreError("connection refused")
+        return self.inner.write(batch)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+
+def _readings(t_s: float, n: int = 3) -> list[Reading]:
+    return [Reading(f"dev-{i}", "power_w", 100.0 + i, t_s) for i in range(n)]
+
+
+def test_store_down_holds_batches_and_loses_nothing(tmp_path: Path) -> None:
+    store = FlakyStore(DuckDBStore(tmp_path / "s.duckdb"))
+    pipe = StorePipeline(ReadingValidator({f"dev-{i}" for i in range(3)}), store)  # type: ignore[arg-type]
+    assert len(pipe.ingest(_readings(1.0), now_s=1.0)) == 3
+    store.down = True
+    for t in range(2, 32):  # 30 s of store outage
+        accepted = pipe.ingest(_readings(float(t)), now_s=float(t))
+        assert len(accepted) == 3  # the loop still sees validated readings
+    assert pipe.pending_batches == 30
+    assert not pipe.store_ok
+    store.down = False
+    pipe.ingest([], now_s=40.0)
+    assert pipe.pending_batches == 0
+    assert store.inner.count() == 31 * 3
+
+
+def test_bad_readings_never_reach_the_store(tmp_path: Path) -> None:
+    store = DuckDBStore(tmp_path / "s.duckdb")
+    validator = ReadingValidator({"dev-0"})
+    pipe = StorePipeline(validator, store)
+    bad = [
+        Reading("dev-0", "power_w", float("nan"), 1.0),
+        Reading("dev-0", "power_w", -5.0, 1.0),
+        Reading("ghost", "power_w", 5.0, 1.0),
+    ]
+    accepted = pipe.ingest([*bad, Reading("dev-0", "power_w", 5.0, 1.0)], now_s=1.0)
+    assert [r.value for r in accepted] == [5.0]
+    assert store.count() == 1
+    assert validator.stats.rejected_total == 3
+
+
+def test_backlog_bound_raises_instead_of_silent_loss(tmp_path: Path) -> None:
+    store = FlakyStore(DuckDBStore(tmp_path / "s.duckdb"))
+    store.down = True
+    pipe = StorePipeline(ReadingValidator({"dev-0", "dev-1", "dev-2"}), store, max_pending_batches=2)  # type: ignore[arg-type]
+    pipe.ingest(_readings(1.0), 1.0)
+    pipe.ingest(_readings(2.0), 2.0)
+    with pytest.raises(StoreError, match="backlog full"):
+        pipe.ingest(_readings(3.0), 3.0)
+
+
+def test_store_journal_round_trip(tmp_path: Path) -> None:
+    journal = StoreJournal(DuckDBStore(tmp_path / "j.duckdb"))
+    entry = JournalEntry("c1", 5.0, Phase.SENT, "service_shed", "svc-1", None, "power event", "d1", "controller", 3)
+    journal.append(entry)
+    assert journal.entries() == [entry]
+
+
+def _view(**values: float) -> LatestValues:
+    return LatestValues({tuple(k.split("__")): (v, 0.0) for k, v in values.items()})  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "expected"),
+    [
+        ({"ups-a__on_battery": 0.0}, {"ups-a__on_battery": 1.0}, "ups-a: on_battery"),
+        ({"ats-1__ats_source_index": 0.0}, {"ats-1__ats_source_index": 1.0}, "ats-1: ATS transfer"),
+        ({"utility-a__source_available": 1.0}, {"utility-a__source_available": 0.0}, "utility-a: source lost"),
+        ({"pdu-1__load_frac": 0.5}, {"pdu-1__load_frac": 0.97}, "pdu-1: near limit"),
+        ({"psu-1__available": 1.0}, {"psu-1__available": 0.0}, "psu-1: unit down"),
+        ({"ups-a__on_battery": 1.0}, {"ups-a__on_battery": 1.0}, None),
+        ({"pdu-1__load_frac": 0.5}, {"pdu-1__load_frac": 0.6}, None),
+    ],
+)
+def test_detect_event(before: dict[str, float], after: dict[str, float], expected: str | None) -> None:
+    assert detect_event(_view(**before), _view(**after)) == expected
