@@ -1,0 +1,265 @@
+"""Power-event allocation (seed 002): keep critical services and their dependencies up.
+
+On utility loss, an ATS transfer, a UPS on battery or an alarm (and on every reading after,
+since the policies are stateless and re-plan from the state they are given), choose per
+service: full, a throttle level, or off, within every breaker, phase, PDU, UPS and feed
+limit and within each on-battery UPS's energy for its tiers' runtime targets (see
+:mod:`wattwise.decide.allocation_problem` for the exact model).
+
+The plan is turned into ordered actions: sheds in reverse dependency order (dependants
+first, one layer per ``shed_layer_s``), then outlets of servers left with nothing to run
+switched off; when power allows again, outlets back on, then restores in dependency order
+(dependencies first), batched so each step's inrush stays under ``inrush_step_w``, one step
+per ``restore_stagger_s`` (``Action.not_before_s``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from wattwise.decide.allocation_greedy import solve_greedy
+from wattwise.decide.allocation_milp import solve_milp
+from wattwise.decide.allocation_problem import OFF, AllocationProblem, build_problem
+from wattwise.decide.base import PowerState, SiteForecast
+from wattwise.model.values import Action, ActionKind, Decision, DecisionStatus
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+
+MAX_REASONS = 20
+
+
+class GreedyAllocationPolicy:
+    """Tier-by-tier greedy allocation (throttle before shed, dependants shed with their deps).
+
+    Args:
+        min_hold_s: Shortest battery time any kept service is charged for (re-plan period), s.
+        inverter_efficiency_frac: UPS inverter efficiency on battery.
+        shed_layer_s: Delay between dependency layers when shedding, s.
+        restore_stagger_s: Delay between restore steps, s.
+        inrush_step_w: Most power restored in one step, W.
+
+    >>> from wattwise.model.generate import SiteSpec, generate_site
+    >>> from wattwise.decide.index import SiteIndex
+    >>> ix = SiteIndex.from_site(generate_site(SiteSpec(servers=40, servers_per_rack=10, seed=3)))
+    >>> state = PowerState(index=ix, server_power_w=ix.server_peak_w, feed_available=[False] * 4)
+    >>> d = GreedyAllocationPolicy().decide(state, SiteForecast())
+    >>> d.status.value, {a.kind.value for a in d.actions} <= {"service_shed", "throttle", "outlet_off"}
+    ('ok', True)
+    """
+
+    name = "greedy_allocation"
+
+    def __init__(
+        self,
+        min_hold_s: float = 60.0,
+        inverter_efficiency_frac: float = 0.95,
+        shed_layer_s: float = 1.0,
+        restore_stagger_s: float = 5.0,
+        inrush_step_w: float = 20_000.0,
+    ) -> None:
+        self.min_hold_s = min_hold_s
+        self.inverter_efficiency_frac = inverter_efficiency_frac
+        self.shed_layer_s = shed_layer_s
+        self.restore_stagger_s = restore_stagger_s
+        self.inrush_step_w = inrush_step_w
+
+    def problem(self, state: PowerState, forecast: SiteForecast) -> AllocationProblem:
+        """The allocation problem of a state (exposed for tests and benchmarks)."""
+        return build_problem(
+            state, forecast, min_hold_s=self.min_hold_s, inverter_efficiency_frac=self.inverter_efficiency_frac
+        )
+
+    def plan(self, problem: AllocationProblem, state: PowerState) -> tuple[IntArray, list[str]]:
+        """Level index per service and solver notes."""
+        return solve_greedy(problem, state.index.service_dep_depth), []
+
+    def decide(self, state: PowerState, forecast: SiteForecast) -> Decision:
+        """Plan the allocation for ``state`` and return it as ordered actions."""
+        p = self.problem(state, forecast)
+        full = np.zeros(p.n_service, dtype=np.int64)
+        level_idx, notes = (full, []) if not p.violations(full) else self.plan(p, state)
+        return to_decision(self, state, p, level_idx, notes)
+
+
+class MilpAllocationPolicy(GreedyAllocationPolicy):
+    """Optimal allocation by MILP (HiGHS), with the greedy plan as fallback and floor.
+
+    The greedy plan is computed first (it costs little); the MILP result replaces it when the
+    solver returns a valid plan at least as good. When HiGHS hits ``time_limit_s`` with no
+    better plan, or finds none, the greedy plan is used and the reason says so.
+
+    Args:
+        time_limit_s: Solver time budget, s (HiGHS's own timer; the only clock involved).
+        mip_rel_gap: Relative optimality gap at which HiGHS may stop.
+        min_hold_s: See :class:`GreedyAllocationPolicy`.
+        inverter_efficiency_frac: See :class:`GreedyAllocationPolicy`.
+        shed_layer_s: See :class:`GreedyAllocationPolicy`.
+        restore_stagger_s: See :class:`GreedyAllocationPolicy`.
+        inrush_step_w: See :class:`GreedyAllocationPolicy`.
+
+    >>> from wattwise.model.generate import SiteSpec, generate_site
+    >>> from wattwise.decide.index import SiteIndex
+    >>> ix = SiteIndex.from_site(generate_site(SiteSpec(servers=40, servers_per_rack=10, seed=3)))
+    >>> state = PowerState(index=ix, server_power_w=ix.server_peak_w, feed_available=[False] * 4)
+    >>> MilpAllocationPolicy().decide(state, SiteForecast()).status.value
+    'ok'
+    """
+
+    name = "milp_allocation"
+
+    def __init__(
+        self,
+        time_limit_s: float = 0.5,
+        mip_rel_gap: float = 1e-4,
+        min_hold_s: float = 60.0,
+        inverter_efficiency_frac: float = 0.95,
+        shed_layer_s: float = 1.0,
+        restore_stagger_s: float = 5.0,
+        inrush_step_w: float = 20_000.0,
+    ) -> None:
+        super().__init__(min_hold_s, inverter_efficiency_frac, shed_layer_s, restore_stagger_s, inrush_step_w)
+        self.time_limit_s = time_limit_s
+        self.mip_rel_gap = mip_rel_gap
+
+    def plan(self, problem: AllocationProblem, state: PowerState) -> tuple[IntArray, list[str]]:
+        """MILP plan, or the greedy one when the MILP has nothing better in time."""
+        greedy, _ = super().plan(problem, state)
+        res = solve_milp(problem, time_limit_s=self.time_limit_s, mip_rel_gap=self.mip_rel_gap)
+        if res.level_idx is None:
+            return greedy, [f"MILP gave no plan ({res.message.strip()}); greedy fallback used"]
+        if problem.violations(res.level_idx) or problem.value(res.level_idx) < problem.value(greedy) - 1e-9:
+            return greedy, [f"MILP plan not better than greedy (status {res.status}); greedy fallback used"]
+        return res.level_idx, [] if res.status == 0 else [f"MILP stopped early: {res.message.strip()}"]
+
+
+def to_decision(
+    policy: GreedyAllocationPolicy, state: PowerState, p: AllocationProblem, level_idx: IntArray, notes: list[str]
+) -> Decision:
+    """Turn a plan into ordered actions, status, reasons and the predicted effect."""
+    ix = state.index
+    assert state.service_level_frac is not None
+    new = p.level_frac(level_idx)
+    cur = state.service_level_frac
+    actions = _shed_actions(policy, state, p, new, cur) + _restore_actions(policy, state, p, new, cur)
+    problems = p.violations(level_idx)
+    dead = np.flatnonzero(p.dead & p.forced)
+    problems += [f"critical service {ix.service_ids[int(s)]} has no powered server" for s in dead]
+    status = DecisionStatus.INFEASIBLE if problems else DecisionStatus.OK
+    reasons = [f"{int((new == 0).sum())} shed, {int(((new > 0) & (new < 1)).sum())} throttled of {p.n_service}"]
+    if problems:
+        reasons = ["no plan meets every rule; least-bad plan returned", *problems[:MAX_REASONS], *reasons]
+    if status is DecisionStatus.OK and not actions:
+        return Decision(
+            policy_name=policy.name,
+            status=DecisionStatus.SKIPPED,
+            reasons=("all services at planned level",),
+            t_s=state.t_s,
+        )
+    return Decision(
+        policy_name=policy.name,
+        status=status,
+        actions=tuple(actions),
+        reasons=tuple(notes + reasons),
+        predicted_effect=_effect(p, level_idx),
+        t_s=state.t_s,
+    )
+
+
+def _effect(p: AllocationProblem, level_idx: IntArray) -> dict[str, float]:
+    loads = p.loads(level_idx)
+    out = {"plan.value": p.value(level_idx)}
+    rows = p.chain.ups_row
+    for r in rows.tolist():
+        out[f"{p.row_names[r]}.load_w"] = float(loads[r] + (p.chain.capacity_w[r] - p.rhs[r]))
+    return out
+
+
+def _shed_actions(
+    policy: GreedyAllocationPolicy, state: PowerState, p: AllocationProblem, new: FloatArray, cur: FloatArray
+) -> list[Action]:
+    ix = state.index
+    out: list[Action] = []
+    t0 = state.t_s
+    shed = np.flatnonzero((new == 0) & (cur > 0))
+    order = shed[np.lexsort((-p.rank[shed], ix.service_dep_level[shed]))]
+    for s in order.tolist():
+        layer = int(ix.service_dep_level[s])
+        out.append(
+            Action(
+                kind=ActionKind.SERVICE_SHED,
+                target_id=ix.service_ids[s],
+                value=0.0,
+                previous_value=float(cur[s]),
+                reason=f"power event: shed tier-{int(p.rank[s])} service (dependants first)",
+                not_before_s=t0 + layer * policy.shed_layer_s,
+            )
+        )
+    thr = np.flatnonzero((new > 0) & (cur > 0) & (np.abs(new - cur) > 1e-9))
+    out += [
+        Action(
+            kind=ActionKind.THROTTLE,
+            target_id=ix.service_ids[s],
+            value=float(new[s]),
+            previous_value=float(cur[s]),
+            reason="power event: throttle to fit budget",
+            not_before_s=t0,
+        )
+        for s in thr.tolist()
+    ]
+    last = t0 + (int(ix.service_dep_level[order].max()) + 1 if len(order) else 0) * policy.shed_layer_s
+    was_on = p.host_on(np.where(cur > 0, 0, OFF).astype(np.int64))
+    off = p.host_server[(p.host_on(np.where(new > 0, 0, OFF).astype(np.int64)) == 0) & (was_on > 0)]
+    out += [
+        Action(
+            kind=ActionKind.OUTLET_OFF,
+            target_id=o,
+            reason=f"server {ix.server_ids[j]} has nothing left to run",
+            not_before_s=last,
+        )
+        for j in off.tolist()
+        for o in _outlets(state, j)
+    ]
+    return out
+
+
+def _outlets(state: PowerState, server: int) -> list[str]:
+    ix = state.index
+    bus = int(ix.server_bus[server])
+    return [ix.psu_outlet_ids[k] for k in np.flatnonzero(ix.psu_bus == bus).tolist()]
+
+
+def _restore_actions(
+    policy: GreedyAllocationPolicy, state: PowerState, p: AllocationProblem, new: FloatArray, cur: FloatArray
+) -> list[Action]:
+    ix = state.index
+    t0 = state.t_s
+    up = np.flatnonzero((new > 0) & (cur <= 0))
+    if len(up) == 0:
+        return []
+    was_on = p.host_on(np.where(cur > 0, 0, OFF).astype(np.int64))
+    on = p.host_server[(p.host_on(np.where(new > 0, 0, OFF).astype(np.int64)) > 0) & (was_on == 0)]
+    out = [
+        Action(kind=ActionKind.OUTLET_ON, target_id=o, reason="power back: outlet on before restore", not_before_s=t0)
+        for j in on.tolist()
+        for o in _outlets(state, j)
+    ]
+    order = up[np.lexsort((p.rank[up], ix.service_restore_order[up], ix.service_dep_depth[up]))]
+    step, acc_w, depth = 1 if out else 0, 0.0, int(ix.service_dep_depth[order[0]])
+    for s in order.tolist():
+        w = float(p.service_dyn_w[s] * new[s])
+        if int(ix.service_dep_depth[s]) != depth or acc_w + w > policy.inrush_step_w:
+            step, acc_w, depth = step + 1, 0.0, int(ix.service_dep_depth[s])
+        acc_w += w
+        out.append(
+            Action(
+                kind=ActionKind.SERVICE_RESTORE,
+                target_id=ix.service_ids[s],
+                value=float(new[s]),
+                previous_value=float(cur[s]),
+                reason="restore in dependency order (staggered inrush)",
+                not_before_s=t0 + step * policy.restore_stagger_s,
+            )
+        )
+    return out
