@@ -1,0 +1,108 @@
+"""Leader election against a real etcd and a real PostgreSQL: one leader, growing tokens, hand-over."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import need
+from control.ha_support import PG_DSN, etcd_server, postgres_available
+from wattwise.control.leader import EtcdLeaderElector, LeaderElector, PostgresLeaderElector
+from wattwise.errors import LeadershipLost
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture(scope="module")
+def etcd_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with etcd_server(tmp_path_factory.mktemp("etcd") / "data") as url:
+        yield url
+
+
+@pytest.fixture(params=["etcd", "postgres"])
+async def pair(request: pytest.FixtureRequest) -> AsyncIterator[tuple[LeaderElector, LeaderElector]]:
+    domain = f"hall-{uuid.uuid4().hex[:8]}"
+    if request.param == "etcd":
+        url = request.getfixturevalue("etcd_url")
+        a: LeaderElector = EtcdLeaderElector(url, domain, "a", ttl_s=2.0, poll_s=0.05)
+        b: LeaderElector = EtcdLeaderElector(url, domain, "b", ttl_s=2.0, poll_s=0.05)
+    else:
+        need(postgres_available(), "PostgreSQL on 127.0.0.1:5432")
+        a = PostgresLeaderElector(PG_DSN, domain, "a", lease_s=1.0, poll_s=0.05)
+        b = PostgresLeaderElector(PG_DSN, domain, "b", lease_s=1.0, poll_s=0.05)
+    yield a, b
+    await a.close()
+    await b.close()
+
+
+async def test_one_leader_and_hand_over_on_resign(pair: tuple[LeaderElector, LeaderElector]) -> None:
+    a, b = pair
+    assert isinstance(a, LeaderElector)
+    assert await a.try_acquire()
+    assert not await b.try_acquire()
+    assert await a.is_leader() and not await b.is_leader()
+    token_a = a.token
+    assert token_a is not None and b.token is None
+    await a.resign()
+    assert not await a.is_leader() and a.token is None
+    t0 = time.monotonic()
+    token_b = await b.campaign(timeout_s=5.0)
+    assert time.monotonic() - t0 < 1.0, "resign must hand over at once, not after a TTL"
+    assert token_b > token_a
+    assert not await a.try_acquire()
+
+
+async def test_keepalive_holds_leadership_past_the_ttl(pair: tuple[LeaderElector, LeaderElector]) -> None:
+    a, b = pair
+    token = await a.campaign(timeout_s=5.0)
+    await asyncio.sleep(3.0)  # longer than either lease
+    assert await a.is_leader() and a.token == token
+    assert not await b.try_acquire()
+
+
+async def test_campaign_times_out_while_another_leads(pair: tuple[LeaderElector, LeaderElector]) -> None:
+    a, b = pair
+    await a.campaign(timeout_s=5.0)
+    with pytest.raises(TimeoutError):
+        await b.campaign(timeout_s=0.3)
+
+
+async def test_etcd_leader_stops_acting_when_etcd_is_gone(tmp_path: Path) -> None:
+    """Without etcd the lease cannot be renewed: the leader must stop within its TTL."""
+    with etcd_server(tmp_path / "etcd") as url:
+        a = EtcdLeaderElector(url, "hall-x", "a", ttl_s=2.0, poll_s=0.05)
+        await a.campaign(timeout_s=5.0)
+        assert await a.leader() == "a"
+    t0 = time.monotonic()  # etcd stopped
+    while await a.is_leader():  # noqa: ASYNC110 - polling the local lease view is the point
+        await asyncio.sleep(0.05)
+    assert time.monotonic() - t0 <= 2.1
+    with pytest.raises(LeadershipLost):
+        await a.ensure_leader()
+    await a.close()
+
+
+async def test_postgres_leader_loses_when_its_session_is_killed() -> None:
+    need(postgres_available(), "PostgreSQL on 127.0.0.1:5432")
+    import psycopg
+
+    domain = f"hall-{uuid.uuid4().hex[:8]}"
+    a = PostgresLeaderElector(PG_DSN, domain, "a", lease_s=0.6, poll_s=0.05)
+    b = PostgresLeaderElector(PG_DSN, domain, "b", lease_s=0.6, poll_s=0.05)
+    token_a = await a.campaign(timeout_s=5.0)
+    async with await psycopg.AsyncConnection.connect(PG_DSN, autocommit=True) as admin:
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND objid = %s::int::oid",
+            (a.lock_id,),
+        )
+    token_b = await b.campaign(timeout_s=5.0)
+    assert token_b > token_a
+    await asyncio.sleep(0.8)  # a's keepalive notices the dead session
+    assert not await a.is_leader()
+    await a.close()
+    await b.close()
