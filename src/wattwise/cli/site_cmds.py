@@ -9,6 +9,7 @@ from typing import Annotated
 import numpy as np
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from wattwise.model.generate import SiteSpec, generate_site
@@ -35,11 +36,12 @@ def validate(
         if not as_json:
             for p in problems:
                 style = "red" if p.severity is Severity.ERROR else "yellow"
-                console.print(f"[{style}]{p}[/{style}]", highlight=False)
+                # escape(): "[rule]" in a problem is text, not Rich markup.
+                console.print(f"[{style}]{escape(str(p))}[/{style}]", highlight=False)
             if site is not None:
-                console.print(f"[green]{path}: ok[/green] ({_counts(site)})", highlight=False)
+                console.print(f"[green]{escape(str(path))}: ok[/green] ({_counts(site)})", highlight=False)
             else:
-                console.print(f"[red]{path}: {len(errors)} error(s)[/red]", highlight=False)
+                console.print(f"[red]{escape(str(path))}: {len(errors)} error(s)[/red]", highlight=False)
     if as_json:
         typer.echo(json.dumps(report, indent=2))
     raise typer.Exit(1 if failed else 0)
@@ -60,33 +62,30 @@ def summary(
     site, problems = check_file(site_path)
     if site is None:
         for p in problems:
-            console.print(f"[red]{p}[/red]", highlight=False)
+            console.print(f"[red]{escape(str(p))}[/red]", highlight=False)
         raise typer.Exit(1)
     graph = SiteGraph(site)
     server_w = graph.server_idle_w + 0.5 * (graph.server_peak_w - graph.server_idle_w)
     loads = graph.chain_loads(graph.equal_share_psu_input_w(server_w))
-    rows = [
-        {"id": n, "kind": k, "load_w": float(w), "capacity_w": float(c)}
+    chain = [
+        (n, k, float(w), float(c))
         for n, k, w, c in zip(loads.node_ids, loads.node_kind, loads.load_w, loads.capacity_w, strict=True)
         if k != "pdu"
     ]
-    pdu_frac = loads.load_w[-len(site.pdus) :] / np.maximum(loads.capacity_w[-len(site.pdus) :], 1.0)
+    is_pdu = np.array([k == "pdu" for k in loads.node_kind], dtype=bool)
+    pdu_frac = loads.load_w[is_pdu] / np.maximum(loads.capacity_w[is_pdu], 1.0)
+    max_pdu_frac = float(pdu_frac.max()) if pdu_frac.size else 0.0
     if as_json:
-        typer.echo(json.dumps({"site": site.id, "chain": rows, "max_pdu_load_frac": float(pdu_frac.max())}))
+        rows = [{"id": n, "kind": k, "load_w": w, "capacity_w": c} for n, k, w, c in chain]
+        typer.echo(json.dumps({"site": site.id, "chain": rows, "max_pdu_load_frac": max_pdu_frac}))
         return
     table = Table(title=f"{site.id}: {_counts(site)}")
     for col in ("device", "kind", "load kW", "capacity kW", "load %"):
         table.add_column(col, justify="right" if col != "device" else "left")
-    for r in rows:
-        table.add_row(
-            r["id"],
-            r["kind"],
-            f"{r['load_w'] / 1e3:.1f}",
-            f"{r['capacity_w'] / 1e3:.1f}",
-            f"{100 * r['load_w'] / r['capacity_w']:.1f}",
-        )
+    for n, k, w, c in chain:
+        table.add_row(escape(n), k, f"{w / 1e3:.1f}", f"{c / 1e3:.1f}", f"{100 * w / c:.1f}")
     console.print(table)
-    console.print(f"busiest PDU at {100 * float(pdu_frac.max()):.1f} % of its derated capacity")
+    console.print(f"busiest PDU at {100 * max_pdu_frac:.1f} % of its derated capacity")
 
 
 def generate(
@@ -97,7 +96,7 @@ def generate(
     """Generate a valid site of N servers (deterministic for a seed)."""
     site = generate_site(SiteSpec(servers=servers, seed=seed, site_id=f"generated-{servers}"))
     if out.suffix == ".json":
-        out.write_text(json.dumps(site.model_dump(mode="json", exclude_defaults=True)))
+        out.write_text(site.model_dump_json(exclude_defaults=True))
     else:
         out.write_text(dump_site(site))
     console.print(f"wrote {out}: {_counts(site)}", highlight=False)

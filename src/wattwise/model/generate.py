@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from wattwise.model.loader import gc_paused
 from wattwise.model.site import (
     Ats,
     EventProcessor,
@@ -125,7 +126,12 @@ def _rack(
     rl = None
     if racklet:
         rect = tuple(
-            Psu(id=f"rl-{rid}-rect{j + 1}", input=f"{rid}-{side}-o{j // 2 + 1}", rating_w=3000.0, efficiency="80plus_titanium")
+            Psu(
+                id=f"rl-{rid}-rect{j + 1}",
+                input=f"{rid}-{side}-o{j // 2 + 1}",
+                rating_w=3000.0,
+                efficiency="80plus_titanium",
+            )
             for j, side in enumerate(("a", "b", "a", "b"))
         )
         rl = Racklet(id=f"rl-{rid}", power=RackletPower(psus=rect), cooling=RackletCooling(capacity_w=30_000.0))
@@ -187,6 +193,37 @@ def _workload(rng: np.random.Generator, i: int, service: str, server: str) -> Wo
     )
 
 
+def _rack_sizes(spec: SiteSpec) -> list[tuple[int, bool]]:
+    """(servers, is_racklet) per rack; the last rack never holds more than ``servers_per_rack``.
+
+    Racklet racks hold at most 12 servers, so the servers they do not take spill into extra
+    full racks at the end (earlier versions piled them all into the last rack, overloading its
+    PDU breakers on large sites).
+
+    >>> _rack_sizes(SiteSpec(servers=50, servers_per_rack=20, racks_per_hall=3, racklet_racks_per_hall=1))
+    [(12, True), (20, False), (18, False)]
+    """
+    n_racks = -(-spec.servers // spec.servers_per_rack)
+    sizes: list[tuple[int, bool]] = []
+    left = spec.servers
+    for r in range(n_racks):
+        is_racklet = (r % spec.racks_per_hall) < spec.racklet_racks_per_hall and n_racks > 1
+        n = min(left, 12 if is_racklet else spec.servers_per_rack)
+        if r == n_racks - 1:
+            n = left
+        sizes.append((n, is_racklet))
+        left -= n
+        if left <= 0:
+            break
+    last, is_racklet = sizes.pop()
+    while last > 0:
+        n = min(last, 12 if is_racklet else spec.servers_per_rack)
+        sizes.append((n, is_racklet))
+        last -= n
+        is_racklet = False
+    return sizes
+
+
 def generate_site(spec: SiteSpec) -> Site:
     """Build a valid site of ``spec.servers`` servers.
 
@@ -194,28 +231,24 @@ def generate_site(spec: SiteSpec) -> Site:
     >>> len(site.servers), len(site.ups)
     (40, 4)
     """
+    with gc_paused():
+        return _generate(spec)
+
+
+def _generate(spec: SiteSpec) -> Site:
     rng = np.random.default_rng(spec.seed)
-    n_racks = -(-spec.servers // spec.servers_per_rack)
-    n_halls = -(-n_racks // spec.racks_per_hall)
-    hall_peak_w = min(n_racks, spec.racks_per_hall) * spec.servers_per_rack * 450.0
+    sizes = _rack_sizes(spec)
+    n_halls = -(-len(sizes) // spec.racks_per_hall)
+    hall_peak_w = min(len(sizes), spec.racks_per_hall) * spec.servers_per_rack * 450.0
     feeds, ats, ups = _power_chain(n_halls, hall_peak_w)
     racks, pdus, servers, racklets = [], [], [], []
-    left = spec.servers
-    for r in range(n_racks):
-        hall = r // spec.racks_per_hall + 1
-        is_racklet = (r % spec.racks_per_hall) < spec.racklet_racks_per_hall and n_racks > 1
-        n = min(left, 12 if is_racklet else spec.servers_per_rack)
-        if r == n_racks - 1:
-            n = left
-        rack, rack_pdus, rack_servers, rl = _rack(rng, hall, r + 1, n, is_racklet)
-        left -= n
+    for r, (n, is_racklet) in enumerate(sizes):
+        rack, rack_pdus, rack_servers, rl = _rack(rng, r // spec.racks_per_hall + 1, r + 1, n, is_racklet)
         racks.append(rack)
         pdus.extend(rack_pdus)
         servers.extend(rack_servers)
         if rl is not None:
             racklets.append(rl)
-        if left <= 0:
-            break
     n_services = spec.services if spec.services is not None else max(3, spec.servers // 10)
     services = _services(rng, n_services)
     workloads = _workloads(rng, servers, services)

@@ -15,7 +15,7 @@ from functools import cached_property
 import numpy as np
 import numpy.typing as npt
 
-from wattwise.model.site import Service, Site
+from wattwise.model.site import Psu, Service, Site
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -48,9 +48,17 @@ class ChainLoads:
         """Capacity minus load per node, W (negative when overloaded)."""
         return self.capacity_w - self.load_w
 
+    @cached_property
+    def _position(self) -> dict[str, int]:
+        return {n: i for i, n in enumerate(self.node_ids)}
+
     def of(self, node_id: str) -> tuple[float, float]:
-        """(load_w, capacity_w) of one node."""
-        i = self.node_ids.index(node_id)
+        """(load_w, capacity_w) of one node.
+
+        Raises:
+            KeyError: ``node_id`` is not a feed, ATS, UPS or PDU of the site.
+        """
+        i = self._position[node_id]
         return float(self.load_w[i]), float(self.capacity_w[i])
 
 
@@ -96,6 +104,17 @@ class SiteGraph:
         return tuple(o.id for p in self.site.pdus for o in p.outlets)
 
     @cached_property
+    def outlet_index(self) -> dict[str, int]:
+        """Outlet id → index in ``outlet_ids``."""
+        return {o: i for i, o in enumerate(self.outlet_ids)}
+
+    @cached_property
+    def racklet_psus(self) -> dict[str, tuple[Psu, ...]]:
+        """Rack id → PSUs of the racklet power module feeding it (racklet racks only)."""
+        psus = {r.id: r.power.psus for r in self.site.racklets}
+        return {r.id: psus[r.racklet] for r in self.site.racks if r.racklet is not None and r.racklet in psus}
+
+    @cached_property
     def outlet_pdu(self) -> IntArray:
         """PDU position (0-based among PDUs) of each outlet."""
         return np.array([i for i, p in enumerate(self.site.pdus) for _ in p.outlets], dtype=np.int64)
@@ -126,7 +145,7 @@ class SiteGraph:
     @cached_property
     def psu_outlet(self) -> IntArray:
         """Outlet index feeding each PSU."""
-        idx = {o: i for i, o in enumerate(self.outlet_ids)}
+        idx = self.outlet_index
         psus = [p for s in self.site.servers for p in s.psus] + [p for r in self.site.racklets for p in r.power.psus]
         return np.array([idx[p.input] for p in psus], dtype=np.int64)
 
@@ -211,11 +230,11 @@ class SiteGraph:
         """
         outlet_w = np.bincount(self.psu_outlet, weights=psu_input_w, minlength=len(self.outlet_ids))
         n_pdu = len(self.site.pdus)
-        flat = np.bincount(self.outlet_pdu * 3 + self.outlet_phase, weights=outlet_w, minlength=3 * n_pdu)
-        phase_w = flat.reshape(n_pdu, 3) if n_pdu else np.zeros((0, 3))
-        parent = self.node_parent.copy()
-        for ats_id, src in (ats_source or {}).items():
-            parent[self.node_index[ats_id]] = self.node_index[src]
+        flat: FloatArray = np.bincount(
+            self.outlet_pdu * 3 + self.outlet_phase, weights=outlet_w, minlength=3 * n_pdu
+        ).astype(np.float64, copy=False)
+        phase_w: FloatArray = flat.reshape(n_pdu, 3)
+        parent = self._parents(ats_source)
         load = np.zeros(len(self.node_ids), dtype=np.float64)
         n_feed, n_ats, n_ups = len(self.site.feeds), len(self.site.ats), len(self.site.ups)
         pdu0 = n_feed + n_ats + n_ups
@@ -239,54 +258,96 @@ class SiteGraph:
         per_psu = bus_w[self.psu_bus] / np.maximum(n_per_bus[self.psu_bus], 1.0)
         return per_psu / efficiency_frac
 
-    def upstream_ids(self, device_id: str) -> tuple[str, ...]:
-        """Device and every node above it (following the active/preferred ATS source)."""
+    def _parents(self, ats_source: Mapping[str, str] | None) -> IntArray:
+        parent = self.node_parent
+        if ats_source:
+            parent = parent.copy()
+            for ats_id, src in ats_source.items():
+                parent[self.node_index[ats_id]] = self.node_index[src]
+        return parent
+
+    def upstream_ids(self, device_id: str, *, ats_source: Mapping[str, str] | None = None) -> tuple[str, ...]:
+        """Device and every node above it, up to its feed.
+
+        Args:
+            device_id: A feed, ATS, UPS, PDU or outlet id.
+            ats_source: ATS id → active source feed id (default: each ATS's preferred source).
+
+        Raises:
+            KeyError: ``device_id`` is not a node or outlet of the site.
+        """
         chain: list[str] = []
         if device_id in self.node_index:
             i = self.node_index[device_id]
         else:
-            pdu_pos = self.outlet_pdu[self.outlet_ids.index(device_id)]
+            pdu_pos = int(self.outlet_pdu[self.outlet_index[device_id]])
             chain.append(device_id)
-            i = len(self.node_ids) - len(self.site.pdus) + int(pdu_pos)
+            i = len(self.node_ids) - len(self.site.pdus) + pdu_pos
+        parent = self._parents(ats_source)
         while i >= 0:
             chain.append(self.node_ids[i])
-            i = int(self.node_parent[i])
+            i = int(parent[i])
         return tuple(chain)
 
-    def power_path(self, server_id: str) -> tuple[tuple[str, ...], ...]:
-        """Per PSU feeding the server: (psu, outlet, pdu, ups…, feed)."""
+    def power_path(self, server_id: str, *, ats_source: Mapping[str, str] | None = None) -> tuple[tuple[str, ...], ...]:
+        """Per PSU feeding the server: (psu, outlet, pdu, ups…, feed).
+
+        A server without PSUs is fed by its rack's racklet, so its paths start at the
+        racklet's rectifier PSUs.
+
+        Args:
+            server_id: The server.
+            ats_source: ATS id → active source feed id (default: preferred sources).
+
+        Raises:
+            KeyError: ``server_id`` is not a server of the site.
+        """
         server = self.site.servers[self.server_index[server_id]]
-        psus = server.psus
-        if not psus:
-            racklet = next((r.racklet for r in self.site.racks if r.id == server.rack), None)
-            psus = next((r.power.psus for r in self.site.racklets if r.id == racklet), ())
-        return tuple((p.id, *self.upstream_ids(p.input)) for p in psus)
+        psus = server.psus or self.racklet_psus.get(server.rack, ())
+        return tuple((p.id, *self.upstream_ids(p.input, ats_source=ats_source)) for p in psus)
 
     @cached_property
-    def _node_under(self) -> npt.NDArray[np.bool_]:
-        """under[a, b] is True when node b is node a or below it (any ATS source counts)."""
-        n = len(self.node_ids)
-        under = np.eye(n, dtype=bool)
-        parents: list[list[int]] = [[int(p)] if p >= 0 else [] for p in self.node_parent]
+    def _node_children(self) -> tuple[tuple[int, ...], ...]:
+        """Children of each node, an ATS counted under both of its sources."""
+        children: list[list[int]] = [[] for _ in self.node_ids]
+        for i, p in enumerate(self.node_parent):
+            if p >= 0 and self.node_kind[i] != "ats":
+                children[int(p)].append(i)
         for a in self.site.ats:
-            parents[self.node_index[a.id]] = [self.node_index[s] for s in a.sources]
-        for b in range(n):
-            todo = list(parents[b])
-            while todo:
-                a = todo.pop()
-                if not under[a, b]:
-                    under[a, b] = True
-                    todo.extend(parents[a])
-        return under
+            for src in set(a.sources):
+                children[self.node_index[src]].append(self.node_index[a.id])
+        return tuple(tuple(c) for c in children)
+
+    def _nodes_below(self, node: int) -> npt.NDArray[np.bool_]:
+        """Mask of nodes at or below ``node``: a walk of its subtree only, never all pairs."""
+        mask = np.zeros(len(self.node_ids), dtype=bool)
+        todo = [node]
+        while todo:
+            i = todo.pop()
+            if not mask[i]:
+                mask[i] = True
+                todo.extend(self._node_children[i])
+        return mask
+
+    def _outlets_below(self, device_id: str) -> npt.NDArray[np.bool_]:
+        if device_id in self.node_index:
+            n_pdu = len(self.site.pdus)
+            pdu_mask = self._nodes_below(self.node_index[device_id])[len(self.node_ids) - n_pdu :]
+            return pdu_mask[self.outlet_pdu]
+        mask = np.zeros(len(self.outlet_ids), dtype=bool)
+        mask[self.outlet_index[device_id]] = True
+        return mask
 
     def servers_below(self, device_id: str) -> IntArray:
-        """Indices of servers with at least one PSU fed from below ``device_id``."""
-        n_pdu = len(self.site.pdus)
-        if device_id in self.node_index:
-            pdu_mask = self._node_under[self.node_index[device_id], len(self.node_ids) - n_pdu :]
-            outlet_mask = pdu_mask[self.outlet_pdu]
-        else:
-            outlet_mask = np.array([o == device_id for o in self.outlet_ids], dtype=bool)
+        """Indices of servers with at least one PSU fed from below ``device_id``.
+
+        Args:
+            device_id: A feed, ATS, UPS, PDU or outlet id (any ATS source counts).
+
+        Raises:
+            KeyError: ``device_id`` is not a node or outlet of the site.
+        """
+        outlet_mask = self._outlets_below(device_id)
         bus_mask = np.zeros(len(self.bus_ids), dtype=bool)
         bus_mask[self.psu_bus[outlet_mask[self.psu_outlet]]] = True
         ok = self.server_bus >= 0
@@ -295,21 +356,19 @@ class SiteGraph:
         return np.flatnonzero(hit).astype(np.int64)
 
     def downstream_ids(self, device_id: str) -> frozenset[str]:
-        """Every node, outlet, PSU and server below a device."""
+        """Every node, outlet, PSU and server below a device (itself excluded).
+
+        Raises:
+            KeyError: ``device_id`` is not a node or outlet of the site.
+        """
         out: set[str] = set()
         if device_id in self.node_index:
-            row = self._node_under[self.node_index[device_id]]
-            out.update(n for n, hit in zip(self.node_ids, row, strict=True) if hit)
-        servers = self.servers_below(device_id)
-        out.update(self.server_ids[i] for i in servers)
-        n_pdu = len(self.site.pdus)
-        if device_id in self.node_index:
-            pdu_mask = self._node_under[self.node_index[device_id], len(self.node_ids) - n_pdu :]
-            outlet_mask = pdu_mask[self.outlet_pdu]
-        else:
-            outlet_mask = np.array([o == device_id for o in self.outlet_ids], dtype=bool)
-        out.update(o for o, hit in zip(self.outlet_ids, outlet_mask, strict=True) if hit)
-        out.update(p for p, o in zip(self.psu_ids, self.psu_outlet, strict=True) if outlet_mask[o])
+            below = self._nodes_below(self.node_index[device_id])
+            out.update(self.node_ids[i] for i in np.flatnonzero(below))
+        outlet_mask = self._outlets_below(device_id)
+        out.update(self.outlet_ids[i] for i in np.flatnonzero(outlet_mask))
+        out.update(self.psu_ids[i] for i in np.flatnonzero(outlet_mask[self.psu_outlet]))
+        out.update(self.server_ids[i] for i in self.servers_below(device_id))
         out.discard(device_id)
         return frozenset(out)
 

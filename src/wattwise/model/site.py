@@ -22,7 +22,7 @@ PositiveW = Annotated[float, Field(gt=0.0, le=1e9)]
 class Frozen(BaseModel):
     """Base of every site-model class: frozen, unknown keys forbidden."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class Tier(StrEnum):
