@@ -42,11 +42,16 @@ class GreedyAllocationPolicy:
 
     >>> from wattwise.model.generate import SiteSpec, generate_site
     >>> from wattwise.decide.index import SiteIndex
-    >>> ix = SiteIndex.from_site(generate_site(SiteSpec(servers=40, servers_per_rack=10, seed=3)))
-    >>> state = PowerState(index=ix, server_power_w=ix.server_peak_w, feed_available=[False] * 4)
-    >>> d = GreedyAllocationPolicy().decide(state, SiteForecast())
-    >>> d.status.value, {a.kind.value for a in d.actions} <= {"service_shed", "throttle", "outlet_off"}
-    ('ok', True)
+    >>> ix = SiteIndex.from_site(generate_site(SiteSpec(servers=40, servers_per_rack=10, services=8, seed=3)))
+    >>> outage = PowerState(index=ix, server_power_w=ix.server_peak_w, feed_available=[False] * 4,
+    ...                     ups_charge_frac=[0.6] * 2)
+    >>> d = GreedyAllocationPolicy().decide(outage, SiteForecast())
+    >>> d.status.value, [a.target_id for a in d.actions if a.kind.value == "service_shed"]
+    ('ok', ['svc-0006', 'svc-0007', 'svc-0004', 'svc-0005', 'svc-0003'])
+    >>> back = outage.with_(feed_available=None, service_level_frac=[1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+    >>> d = GreedyAllocationPolicy().decide(back, SiteForecast())
+    >>> [(a.target_id, a.not_before_s) for a in d.actions if a.kind.value == "service_restore"]
+    [('svc-0007', 5.0), ('svc-0003', 10.0), ('svc-0006', 10.0), ('svc-0004', 15.0), ('svc-0005', 20.0)]
     """
 
     name = "greedy_allocation"
@@ -65,10 +70,14 @@ class GreedyAllocationPolicy:
         self.restore_stagger_s = restore_stagger_s
         self.inrush_step_w = inrush_step_w
 
-    def problem(self, state: PowerState, forecast: SiteForecast) -> AllocationProblem:
+    def problem(self, state: PowerState, forecast: SiteForecast, *, spare_off: bool = True) -> AllocationProblem:
         """The allocation problem of a state (exposed for tests and benchmarks)."""
         return build_problem(
-            state, forecast, min_hold_s=self.min_hold_s, inverter_efficiency_frac=self.inverter_efficiency_frac
+            state,
+            forecast,
+            min_hold_s=self.min_hold_s,
+            inverter_efficiency_frac=self.inverter_efficiency_frac,
+            spare_off=spare_off,
         )
 
     def plan(self, problem: AllocationProblem, state: PowerState) -> tuple[IntArray, list[str]]:
@@ -77,8 +86,11 @@ class GreedyAllocationPolicy:
 
     def decide(self, state: PowerState, forecast: SiteForecast) -> Decision:
         """Plan the allocation for ``state`` and return it as ordered actions."""
-        p = self.problem(state, forecast)
+        p = self.problem(state, forecast, spare_off=False)
         full = np.zeros(p.n_service, dtype=np.int64)
+        if not p.violations(full):
+            return to_decision(self, state, p, full, [])
+        p = self.problem(state, forecast, spare_off=True)
         level_idx, notes = (full, []) if not p.violations(full) else self.plan(p, state)
         return to_decision(self, state, p, level_idx, notes)
 
@@ -101,10 +113,12 @@ class MilpAllocationPolicy(GreedyAllocationPolicy):
 
     >>> from wattwise.model.generate import SiteSpec, generate_site
     >>> from wattwise.decide.index import SiteIndex
-    >>> ix = SiteIndex.from_site(generate_site(SiteSpec(servers=40, servers_per_rack=10, seed=3)))
-    >>> state = PowerState(index=ix, server_power_w=ix.server_peak_w, feed_available=[False] * 4)
-    >>> MilpAllocationPolicy().decide(state, SiteForecast()).status.value
-    'ok'
+    >>> ix = SiteIndex.from_site(generate_site(SiteSpec(servers=40, servers_per_rack=10, services=8, seed=3)))
+    >>> outage = PowerState(index=ix, server_power_w=ix.server_peak_w, feed_available=[False] * 4,
+    ...                     ups_charge_frac=[0.6] * 2)
+    >>> d = MilpAllocationPolicy().decide(outage, SiteForecast())
+    >>> d.status.value, len([a for a in d.actions if a.kind.value == "service_shed"])
+    ('ok', 5)
     """
 
     name = "milp_allocation"
@@ -143,6 +157,7 @@ def to_decision(
     new = p.level_frac(level_idx)
     cur = state.service_level_frac
     actions = _shed_actions(policy, state, p, new, cur) + _restore_actions(policy, state, p, new, cur)
+    actions += _spare_on(state, p, max((a.not_before_s for a in actions), default=state.t_s) + policy.restore_stagger_s)
     problems = p.violations(level_idx)
     dead = np.flatnonzero(p.dead & p.forced)
     problems += [f"critical service {ix.service_ids[int(s)]} has no powered server" for s in dead]
@@ -222,6 +237,20 @@ def _shed_actions(
         for o in _outlets(state, j)
     ]
     return out
+
+
+def _spare_on(state: PowerState, p: AllocationProblem, at_s: float) -> list[Action]:
+    """Power back the idle (workload-free) servers switched off during an event, last."""
+    if len(p.spare_off):
+        return []
+    ix = state.index
+    hosted = np.bincount(ix.wl_server, minlength=len(ix.server_ids)) > 0
+    off = np.flatnonzero(~hosted & ix.server_switchable & ~p.chain.server_dark & (state.server_power_w <= 0))
+    return [
+        Action(kind=ActionKind.OUTLET_ON, target_id=o, reason="power back: spare server on", not_before_s=at_s)
+        for j in off.tolist()
+        for o in _outlets(state, j)
+    ]
 
 
 def _outlets(state: PowerState, server: int) -> list[str]:

@@ -8,7 +8,8 @@ power; a workload of a service that is shed now is estimated at ``cpu_frac * (pe
 A service at level ``l`` draws ``l`` × the sum of its workloads' full dynamic power. A
 server's idle power is paid while *any* service on it is on; a switchable server (own PSUs)
 whose services are all off is powered off and saves its idle power too. Servers with no
-workload, and racklet-fed servers' idle power, are a fixed base load.
+workload, and racklet-fed servers' idle power, are a fixed base load, except that in a
+power event switchable servers with no workload are powered off (``spare_off``).
 
 **Rows.** Power rows are the live chain's nodes and phases (capacity W). Each UPS on battery
 adds an energy row: every service it carries needs the battery for its inherited tier's
@@ -64,6 +65,7 @@ class AllocationProblem:
         dead: Services with no powered server at all.
         n_power_rows: Number of power rows (the rest are energy rows).
         service_dyn_w: Full-level dynamic power per service (live workloads), W.
+        spare_off: Switchable live servers with no workload that this problem powers off.
     """
 
     chain: LiveChain
@@ -83,6 +85,7 @@ class AllocationProblem:
     dead: BoolArray
     n_power_rows: int
     service_dyn_w: FloatArray
+    spare_off: IntArray
 
     @property
     def n_service(self) -> int:
@@ -155,9 +158,18 @@ def _service_power(state: PowerState, forecast: SiteForecast) -> tuple[FloatArra
 
 
 def build_problem(
-    state: PowerState, forecast: SiteForecast, *, min_hold_s: float = 60.0, inverter_efficiency_frac: float = 0.95
+    state: PowerState,
+    forecast: SiteForecast,
+    *,
+    min_hold_s: float = 60.0,
+    inverter_efficiency_frac: float = 0.95,
+    spare_off: bool = False,
 ) -> AllocationProblem:
-    """Turn a state and a forecast into an :class:`AllocationProblem`."""
+    """Turn a state and a forecast into an :class:`AllocationProblem`.
+
+    With ``spare_off``, switchable servers that run no workload are powered off (their
+    power leaves the base load): what an operator does first in a power event.
+    """
     ix = state.index
     chain = live_chain(state, inverter_efficiency_frac=inverter_efficiency_frac)
     n_srv, n_svc = len(ix.server_ids), len(ix.service_ids)
@@ -170,7 +182,8 @@ def build_problem(
     host_pos = np.full(n_srv, -1, dtype=np.int64)
     host_pos[host_server] = np.arange(len(host_server))
     base_w = np.where(hosted, np.where(is_host, 0.0, np.minimum(power, ix.server_idle_w)), power)
-    base_w = np.where(chain.server_dark, 0.0, base_w)
+    spare = ~hosted & ix.server_switchable & ~chain.server_dark & (power > 0) & spare_off
+    base_w = np.where(chain.server_dark | spare, 0.0, base_w)
     s2r = chain.server_to_row
     a_dyn_p = (s2r @ w_mat).tocsc()
     a_idle_p = (s2r[:, host_server].multiply(ix.server_idle_w[host_server][None, :])).tocsc()
@@ -209,5 +222,6 @@ def build_problem(
         dep_dst=ix.dep_dst,
         dead=(n_live_wl == 0) & (np.bincount(ix.wl_service, minlength=n_svc) > 0),
         n_power_rows=len(chain.row_names),
+        spare_off=np.flatnonzero(spare),
         service_dyn_w=np.bincount(ix.wl_service, weights=wl_dyn * wl_live, minlength=n_svc).astype(np.float64),
     )

@@ -175,7 +175,7 @@ class PowerState:
         >>> ix = SiteIndex.from_site(generate_site(SiteSpec(servers=20, servers_per_rack=10, seed=1)))
         >>> latest = {(ix.server_ids[0], "power_w"): 150.0, ("utility-a", "source_available"): 0.0}
         >>> s = PowerState.from_readings(ix, latest)
-        >>> float(s.server_power_w[0]), bool(s.feed_available[0]), float(s.server_power_w[1]) == ix.server_peak_w[1]
+        >>> float(s.server_power_w[0]), bool(s.feed_available[0]), bool(s.server_power_w[1] == ix.server_peak_w[1])
         (150.0, False, True)
         """
 
