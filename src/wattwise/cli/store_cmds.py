@@ -1,0 +1,105 @@
+"""Telemetry and store commands: ``ingest`` (bus → validated store) and ``store-retention``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from prometheus_client import start_http_server
+
+from wattwise.config import Settings
+from wattwise.model.clock import WallClock
+from wattwise.model.loader import load_site
+from wattwise.store.base import TimeSeriesStore
+from wattwise.store.duckdb_store import DuckDBStore
+from wattwise.store.postgres_store import PostgresStore
+from wattwise.telemetry.exporter import build_registry
+from wattwise.telemetry.nats_ingest import NatsIngest
+from wattwise.telemetry.pipeline import IngestPipeline
+from wattwise.telemetry.validate import ReadingValidator, site_device_ids
+
+logger = logging.getLogger(__name__)
+
+
+def open_store(settings: Settings) -> TimeSeriesStore:
+    """The store the settings name (DuckDB file by default)."""
+    if settings.store == "postgres":
+        return PostgresStore(settings.postgres_dsn.get_secret_value())
+    return DuckDBStore(settings.duckdb_path)
+
+
+def _known_devices(site: Path | None, devices_file: Path | None) -> set[str]:
+    known: set[str] = set()
+    if site is not None:
+        known |= site_device_ids(load_site(site))
+    if devices_file is not None:
+        known |= {line.strip() for line in devices_file.read_text().splitlines() if line.strip()}
+    if not known:
+        raise typer.BadParameter("give --site or --devices-file: readings of unknown devices are rejected")
+    return known
+
+
+async def _ingest(
+    store: TimeSeriesStore, known: set[str], settings: Settings, durable: str, port: int, ack_wait_s: float
+) -> None:
+    pipeline = IngestPipeline(store, ReadingValidator(known), WallClock())
+    if port:
+        start_http_server(port, addr="127.0.0.1", registry=build_registry(pipeline))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    source = NatsIngest(pipeline, settings.nats_url, durable=durable, ack_wait_s=ack_wait_s)
+    await source.run(stop)
+    stats = pipeline.validator.stats
+    print(f"stored {stats.accepted_total}, rejected {stats.rejected_total} {stats.by_reason()}", flush=True)
+
+
+def ingest(
+    site: Annotated[Path | None, typer.Option(help="Site file: its ids are the known devices")] = None,
+    devices_file: Annotated[Path | None, typer.Option(help="Extra known device ids, one per line")] = None,
+    store: Annotated[str | None, typer.Option(help="duckdb or postgres (default: settings)")] = None,
+    duckdb_path: Annotated[Path | None, typer.Option(help="DuckDB file (default: settings)")] = None,
+    dsn: Annotated[str | None, typer.Option(help="PostgreSQL DSN (default: settings)")] = None,
+    nats_url: Annotated[str | None, typer.Option(help="NATS server (default: settings)")] = None,
+    durable: Annotated[str, typer.Option(help="JetStream durable consumer name")] = "wattwise-ingest",
+    metrics_port: Annotated[int, typer.Option(help="Serve Prometheus /metrics on 127.0.0.1:PORT (0: off)")] = 0,
+    ack_wait_s: Annotated[float, typer.Option(help="JetStream redelivers unacknowledged messages after this")] = 10.0,
+) -> None:
+    """Consume telemetry from NATS JetStream, validate it and store it (until SIGTERM)."""
+    overrides: dict[str, object] = {
+        k: v for k, v in {"store": store, "duckdb_path": duckdb_path, "postgres_dsn": dsn, "nats_url": nats_url}.items()
+        if v is not None
+    }  # fmt: skip
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    known = _known_devices(site, devices_file)
+    target = open_store(settings)
+    try:
+        asyncio.run(_ingest(target, known, settings, durable, metrics_port, ack_wait_s))
+    finally:
+        target.close()
+
+
+def store_retention(
+    raw_keep_s: Annotated[float, typer.Option(help="Keep raw readings this long, s")] = 7 * 86400.0,
+    rollup_step_s: Annotated[float, typer.Option(help="Roll-up bucket, s")] = 300.0,
+    rollup_keep_s: Annotated[float, typer.Option(help="Keep roll-ups this long, s")] = 400 * 86400.0,
+) -> None:
+    """Roll old raw readings into buckets and drop expired roll-ups."""
+    settings = Settings()
+    target = open_store(settings)
+    try:
+        res = target.apply_retention(WallClock().now_s(), raw_keep_s, rollup_step_s, rollup_keep_s)
+    finally:
+        target.close()
+    print(f"rolled {res.deleted_raw} readings into {res.rolled_up_buckets} buckets; dropped {res.deleted_rollups}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the telemetry/store commands."""
+    app.command("ingest")(ingest)
+    app.command("store-retention")(store_retention)
