@@ -1,0 +1,168 @@
+"""Redfish resources → wattwise readings, by ``@odata.type``; units converted once, here.
+
+Schemas covered: PowerSupply and PowerSupplyMetrics (PowerSubsystem), legacy Power and
+Thermal, Control (power limits and PSU set-points), Sensor, EnvironmentMetrics,
+PowerDistributionMetrics, Outlet, Circuit (mains/branches), CoolingUnit and LeakDetector.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+from wattwise.model.values import Reading
+
+Json = dict[str, Any]
+Tags = tuple[tuple[str, str], ...]
+
+KWH_TO_J = 3.6e6
+
+# Sensor.ReadingType → (metric, scale to SI)
+_SENSOR_TYPES: dict[str, tuple[str, float]] = {
+    "Power": ("power_w", 1.0),
+    "Temperature": ("temperature_c", 1.0),
+    "Voltage": ("voltage_v", 1.0),
+    "Current": ("current_a", 1.0),
+    "Frequency": ("frequency_hz", 1.0),
+    "Humidity": ("humidity_frac", 0.01),
+    "EnergykWh": ("energy_j", KWH_TO_J),
+    "LiquidFlowLPM": ("coolant_flow_lpm", 1.0),
+    "Rotational": ("fan_speed_rpm", 1.0),
+}
+
+# Excerpt properties ({"Reading": x}) shared by several metrics schemas → (metric, scale)
+_EXCERPTS: dict[str, tuple[str, float]] = {
+    "PowerWatts": ("power_w", 1.0),
+    "InputPowerWatts": ("input_power_w", 1.0),
+    "OutputPowerWatts": ("output_power_w", 1.0),
+    "InputVoltage": ("voltage_v", 1.0),
+    "Voltage": ("voltage_v", 1.0),
+    "InputCurrentAmps": ("current_a", 1.0),
+    "CurrentAmps": ("current_a", 1.0),
+    "FrequencyHz": ("frequency_hz", 1.0),
+    "TemperatureCelsius": ("temperature_c", 1.0),
+    "HumidityPercent": ("humidity_frac", 0.01),
+    "EnergykWh": ("energy_j", KWH_TO_J),
+}
+
+
+def odata_type(resource: Json) -> str:
+    """Schema name of a resource: ``#Outlet.v1_4_4.Outlet`` → ``Outlet``."""
+    raw = str(resource.get("@odata.type", ""))
+    return raw.lstrip("#").split(".", 1)[0]
+
+
+def link(resource: Json, key: str) -> str | None:
+    """``resource[key]["@odata.id"]`` when present."""
+    value = resource.get(key)
+    if isinstance(value, dict) and isinstance(value.get("@odata.id"), str):
+        return str(value["@odata.id"])
+    return None
+
+
+def members(collection: Json) -> list[str]:
+    """Member links of a collection."""
+    return [str(m["@odata.id"]) for m in collection.get("Members", []) if isinstance(m, dict) and "@odata.id" in m]
+
+
+def _num(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _excerpt(value: object) -> float | None:
+    return _num(value.get("Reading")) if isinstance(value, dict) else None
+
+
+def status_available(resource: Json) -> float | None:
+    """1 when ``Status.State`` is Enabled, 0 when Absent/Disabled/UnavailableOffline, else None."""
+    state = resource.get("Status", {}).get("State") if isinstance(resource.get("Status"), dict) else None
+    if state == "Enabled":
+        return 1.0
+    if state in {"Absent", "Disabled", "UnavailableOffline", "StandbyOffline"}:
+        return 0.0
+    return None
+
+
+def _r(device_id: str, metric: str, value: float | None, t_s: float, tags: Tags = ()) -> Iterator[Reading]:
+    if value is not None:
+        yield Reading(device_id, metric, value, t_s, tags=tags)
+
+
+def excerpts(resource: Json, device_id: str, t_s: float, tags: Tags = ()) -> Iterator[Reading]:
+    """Readings from ``{"Reading": x}`` excerpt properties (metrics resources, outlets, circuits)."""
+    for key, (metric, scale) in _EXCERPTS.items():
+        value = _excerpt(resource.get(key))
+        yield from _r(device_id, metric, None if value is None else value * scale, t_s, tags)
+
+
+def parse_power_supply(resource: Json, device_id: str, t_s: float) -> Iterator[Reading]:
+    """PowerSupply (PowerSubsystem): capacity and availability."""
+    yield from _r(device_id, "capacity_w", _num(resource.get("PowerCapacityWatts")), t_s)
+    yield from _r(device_id, "available", status_available(resource), t_s)
+
+
+def parse_outlet(resource: Json, device_id: str, t_s: float) -> Iterator[Reading]:
+    """Outlet: switched state and metering."""
+    state = resource.get("PowerState")
+    if state in {"On", "Off"}:
+        yield Reading(device_id, "outlet_on", 1.0 if state == "On" else 0.0, t_s)
+    yield from excerpts(resource, device_id, t_s)
+
+
+def parse_sensor(resource: Json, device_id: str, t_s: float) -> Iterator[Reading]:
+    """Sensor: one value, tagged with the sensor's Id."""
+    spec = _SENSOR_TYPES.get(str(resource.get("ReadingType", "")))
+    value = _num(resource.get("Reading"))
+    if spec is not None and value is not None:
+        yield Reading(device_id, spec[0], value * spec[1], t_s, tags=(("sensor", str(resource.get("Id", ""))),))
+
+
+def parse_legacy_power(resource: Json, device_id: str, t_s: float, psu_ids: dict[str, str]) -> Iterator[Reading]:
+    """Legacy Power: chassis consumption and limit, and PowerSupplies entries."""
+    controls = resource.get("PowerControl") or []
+    if controls and isinstance(controls[0], dict):
+        yield from _r(device_id, "power_w", _num(controls[0].get("PowerConsumedWatts")), t_s)
+        limit = controls[0].get("PowerLimit")
+        if isinstance(limit, dict):
+            yield from _r(device_id, "power_cap_w", _num(limit.get("LimitInWatts")), t_s)
+    for psu in resource.get("PowerSupplies") or []:
+        if not isinstance(psu, dict):
+            continue
+        name = str(psu.get("MemberId") or psu.get("Name") or "")
+        pid = psu_ids.get(name, f"{device_id}/{name}")
+        yield from _r(pid, "capacity_w", _num(psu.get("PowerCapacityWatts")), t_s)
+        yield from _r(pid, "input_power_w", _num(psu.get("PowerInputWatts")), t_s)
+        out = _num(psu.get("PowerOutputWatts")) or _num(psu.get("LastPowerOutputWatts"))
+        yield from _r(pid, "output_power_w", out, t_s)
+        yield from _r(pid, "voltage_v", _num(psu.get("LineInputVoltage")), t_s)
+        yield from _r(pid, "available", status_available(psu), t_s)
+
+
+def parse_legacy_thermal(resource: Json, device_id: str, t_s: float) -> Iterator[Reading]:
+    """Legacy Thermal: temperatures and fans, tagged with their names."""
+    for temp in resource.get("Temperatures") or []:
+        if isinstance(temp, dict):
+            tags = (("sensor", str(temp.get("Name", temp.get("MemberId", "")))),)
+            yield from _r(device_id, "temperature_c", _num(temp.get("ReadingCelsius")), t_s, tags)
+    for fan in resource.get("Fans") or []:
+        if isinstance(fan, dict) and fan.get("ReadingUnits", "RPM") == "RPM":
+            tags = (("sensor", str(fan.get("Name", fan.get("MemberId", "")))),)
+            yield from _r(device_id, "fan_speed_rpm", _num(fan.get("Reading")), t_s, tags)
+
+
+def parse_leak_detector(resource: Json, device_id: str, t_s: float) -> Iterator[Reading]:
+    """LeakDetector: 1 when its state is not OK."""
+    state = resource.get("DetectorState")
+    if state in {"OK", "Warning", "Critical"}:
+        tags = (("detector", str(resource.get("Id", ""))),)
+        yield Reading(device_id, "leak_detected", 0.0 if state == "OK" else 1.0, t_s, tags=tags)
+
+
+def parse_control(resource: Json, device_id: str, t_s: float, *, psu: bool) -> Iterator[Reading]:
+    """Control of type Power: a PSU output set-point or a power limit."""
+    if resource.get("ControlType") != "Power":
+        return
+    yield from _r(device_id, "setpoint_w" if psu else "power_cap_w", _num(resource.get("SetPoint")), t_s)
