@@ -46,6 +46,7 @@ class LiveChain:
         ups_energy_j: Usable battery energy above the low-battery reserve per UPS, J.
         ups_row: Row index of each UPS.
         node_live: Whether each node delivers power.
+        psu_on_battery: PSUs fed through a UPS that runs from battery.
     """
 
     row_names: tuple[str, ...]
@@ -58,6 +59,7 @@ class LiveChain:
     ups_energy_j: FloatArray
     ups_row: IntArray
     node_live: BoolArray
+    psu_on_battery: BoolArray
 
 
 def _node_parents(ix: SiteIndex, state: PowerState) -> tuple[IntArray, BoolArray, BoolArray]:
@@ -142,7 +144,17 @@ def live_chain(state: PowerState, *, inverter_efficiency_frac: float = 0.95) -> 
     usable = np.maximum(state.ups_charge_frac - ix.ups_low_battery_frac, 0.0)
     energy = ix.ups_battery_wh * SECONDS_PER_HOUR * ix.ups_soh_frac * usable * inverter_efficiency_frac
     chain = LiveChain(
-        names, cap, server_to_row, server_dark, psu_live, share, on_batt[ups_ix], energy, ix.ups_node.copy(), live
+        names,
+        cap,
+        server_to_row,
+        server_dark,
+        psu_live,
+        share,
+        on_batt[ups_ix],
+        energy,
+        ix.ups_node.copy(),
+        live,
+        behind_batt,
     )
     state._cache["chain"] = chain
     return chain

@@ -1,0 +1,257 @@
+"""PSU load sharing (seed 000): per DC bus, output set-points that minimise conversion loss.
+
+For every DC bus (a server's own PSUs, or a racklet's rectifiers) the policy chooses how the
+bus load ``L`` is split among its PSUs. Candidates per bus: every non-empty subset of the
+usable PSUs sharing ``L`` in proportion to rating (equal load fraction), plus, for pairs,
+uneven splits on a grid. A candidate is valid when every output is within its rating; the one
+with the least conversion loss ``Σ o/η(o/R) - o`` on the PSUs' efficiency curves wins. A PSU
+left at 0 W stays live (hot standby) and takes load the moment another one fails.
+
+* **Failure risk.** PSUs whose predicted failure probability is at least
+  ``failure_prob_threshold`` carry nothing whenever the others can carry the bus; below the
+  threshold, each watt on a PSU costs ``risk_cost_frac × p_fail`` extra watts.
+* **N+1.** Any single live PSU failing must leave the rest able to carry ``L`` within their
+  ratings; a bus that cannot meet this makes the decision ``infeasible`` (the set-points
+  are still the least-loss ones).
+* **Battery.** A PSU fed through a UPS on battery carries nothing while a mains-fed PSU of
+  the same bus can (battery energy is kept for the buses that need it), and counts for N+1
+  only while its UPS holds charge above the low-battery mark.
+
+Bus load is the DC output: the bus's servers' AC power × ``nominal_efficiency_frac``.
+"""
+
+from __future__ import annotations
+
+from itertools import combinations
+
+import numpy as np
+import numpy.typing as npt
+
+from wattwise.decide.base import EfficiencyCurves, PowerState, SiteForecast
+from wattwise.decide.chain import live_chain
+from wattwise.model.values import Action, ActionKind, Decision, DecisionStatus
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+BIG = 1e18
+
+
+def _candidates(k: int, grid: int) -> FloatArray:
+    """Unnormalised weight patterns over ``k`` units: subsets (rating-proportional), pair splits."""
+    rows: list[list[float]] = []
+    for size in range(1, k + 1):
+        for sub in combinations(range(k), size):
+            rows.append([-1.0 if i in sub else 0.0 for i in range(k)])  # -1: "use rating"
+    for a, b in combinations(range(k), 2):
+        for f in np.linspace(0.0, 1.0, grid + 1)[1:-1]:
+            row = [0.0] * k
+            row[a], row[b] = float(f), float(1.0 - f)
+            rows.append(row)
+    return np.array(rows, dtype=np.float64)
+
+
+class CurveLoadSharingPolicy:
+    """Least-loss PSU set-points per DC bus, off failing units, N+1 kept.
+
+    Args:
+        failure_prob_threshold: Predicted failure probability from which a PSU is unloaded.
+        risk_cost_frac: Extra cost per W on a PSU, per unit of failure probability.
+        min_change_w: Set-point changes smaller than this are not sent (no flapping), W.
+        split_grid: Number of uneven splits tried per PSU pair.
+
+    >>> import numpy as np
+    >>> from wattwise.model.generate import SiteSpec, generate_site
+    >>> from wattwise.decide.index import SiteIndex
+    >>> ix = SiteIndex.from_site(generate_site(SiteSpec(servers=4, servers_per_rack=4, seed=1)))
+    >>> curves = EfficiencyCurves(load_frac=[[0.1, 0.2, 0.5, 1.0]], efficiency_frac=[[0.80, 0.90, 0.94, 0.91]])
+    >>> state = PowerState(index=ix, server_power_w=ix.server_idle_w * 1.2, efficiency=curves)
+    >>> d = CurveLoadSharingPolicy().decide(state, SiteForecast())
+    >>> d.status.value, d.predicted_effect["loss_w"] < d.predicted_effect["equal_share_loss_w"]
+    ('ok', True)
+    >>> risky = SiteForecast(psu_failure_prob=np.r_[0.9, np.zeros(len(ix.psu_ids) - 1)])
+    >>> [a.value for a in CurveLoadSharingPolicy().decide(state, risky).actions if a.target_id == ix.psu_ids[0]]
+    [0.0]
+    """
+
+    name = "curve_load_sharing"
+
+    def __init__(
+        self,
+        failure_prob_threshold: float = 0.5,
+        risk_cost_frac: float = 0.2,
+        min_change_w: float = 5.0,
+        split_grid: int = 10,
+    ) -> None:
+        self.failure_prob_threshold = failure_prob_threshold
+        self.risk_cost_frac = risk_cost_frac
+        self.min_change_w = min_change_w
+        self.split_grid = split_grid
+
+    def decide(self, state: PowerState, forecast: SiteForecast) -> Decision:
+        """Set-points for every bus."""
+        ix = state.index
+        if len(ix.psu_ids) == 0:
+            return Decision(policy_name=self.name, status=DecisionStatus.SKIPPED, reasons=("no PSUs",), t_s=state.t_s)
+        bus_w, usable, mains, risk = bus_inputs(state, forecast)
+        out_w = np.zeros(len(ix.psu_ids))
+        n_per_bus = np.bincount(ix.psu_bus, minlength=ix.n_bus)
+        reasons: list[str] = []
+        for k in np.unique(n_per_bus[n_per_bus > 0]).tolist():
+            buses = np.flatnonzero(n_per_bus == k)
+            self._solve_group(state, buses, int(k), bus_w, usable, mains, risk, out_w)
+        reasons += nplus1_problems(state, bus_w, usable)
+        risky = (risk >= self.failure_prob_threshold) & (out_w > 0)
+        reasons += [f"{ix.psu_ids[i]} predicted to fail but still needed for its bus" for i in np.flatnonzero(risky)]
+        return self._decision(state, out_w, bus_w, usable, reasons)
+
+    def _solve_group(
+        self,
+        state: PowerState,
+        buses: IntArray,
+        k: int,
+        bus_w: FloatArray,
+        usable: BoolArray,
+        mains: BoolArray,
+        risk: FloatArray,
+        out_w: FloatArray,
+    ) -> None:
+        """Best candidate for every bus with ``k`` PSUs (writes ``out_w``)."""
+        ix = state.index
+        flat = np.flatnonzero(np.isin(ix.psu_bus, buses))
+        psu: IntArray = flat[np.argsort(ix.psu_bus[flat], kind="stable")].reshape(len(buses), k)
+        rating = ix.psu_rating_w[psu]
+        cand = _candidates(k, self.split_grid)
+        weights = np.where(cand[None, :, :] < 0, rating[:, None, :], cand[None, :, :])  # (b, c, k)
+        weights = weights / np.maximum(weights.sum(axis=2, keepdims=True), 1e-12)
+        used = weights > 0
+        o = bus_w[buses][:, None, None] * weights
+        valid = ~(used & ~usable[psu][:, None, :]).any(axis=2) & (o <= rating[:, None, :] + 1e-9).all(axis=2)
+        loss = _loss_w(state.efficiency, state.nominal_efficiency_frac, ix.psu_curve[psu], rating, o)
+        p = risk[psu][:, None, :]
+        cost = loss + self.risk_cost_frac * (p * o).sum(axis=2)
+        hard = (used & (p >= self.failure_prob_threshold)).any(axis=2)
+        on_batt = (used & ~mains[psu][:, None, :]).any(axis=2)
+        tier = np.where(valid, 0.0, 4.0) + np.where(hard, 2.0, 0.0) + np.where(on_batt, 1.0, 0.0)
+        score = tier * BIG + np.minimum(cost, BIG / 10)
+        pick = np.argmin(score, axis=1)
+        out_w[psu] = o[np.arange(len(buses)), pick]
+
+    def _decision(
+        self, state: PowerState, out_w: FloatArray, bus_w: FloatArray, usable: BoolArray, reasons: list[str]
+    ) -> Decision:
+        ix = state.index
+        cur = current_output_w(state, bus_w)
+        change = np.flatnonzero(np.abs(out_w - cur) >= self.min_change_w)
+        actions = tuple(
+            Action(
+                kind=ActionKind.PSU_SETPOINT,
+                target_id=ix.psu_ids[i],
+                value=round(float(out_w[i]), 3),
+                previous_value=round(float(cur[i]), 3),
+                reason="least conversion loss" if usable[i] else "unit down or predicted to fail: unload",
+                not_before_s=state.t_s,
+            )
+            for i in change.tolist()
+        )
+        eq = equal_share_output_w(state, bus_w, usable)
+        effect = {
+            "loss_w": float(conversion_loss_w(state, out_w).sum()),
+            "equal_share_loss_w": float(conversion_loss_w(state, eq).sum()),
+            "current_loss_w": float(conversion_loss_w(state, cur).sum()),
+        }
+        status = DecisionStatus.INFEASIBLE if reasons else DecisionStatus.OK
+        if status is DecisionStatus.OK and not actions:
+            status = DecisionStatus.SKIPPED
+            reasons = ["set-points already optimal"]
+        summary = f"{len(actions)} set-points over {ix.n_bus} buses; loss {effect['loss_w']:.0f} W"
+        return Decision(
+            policy_name=self.name,
+            status=status,
+            actions=actions,
+            reasons=(summary, *reasons[:20]),
+            predicted_effect=effect,
+            t_s=state.t_s,
+        )
+
+
+def _loss_w(
+    curves: EfficiencyCurves | None, nominal: float, curve: IntArray, rating: FloatArray, o: FloatArray
+) -> FloatArray:
+    """Conversion loss of outputs ``o`` (b, c, k), summed over units → (b, c)."""
+    shape = o.shape
+    flat_o = o.reshape(-1)
+    flat_c = np.broadcast_to(curve[:, None, :], shape).reshape(-1)
+    flat_r = np.broadcast_to(rating[:, None, :], shape).reshape(-1)
+    eff = np.full(len(flat_o), nominal) if curves is None else curves.efficiency(flat_c, flat_o / flat_r)
+    loss = np.where(flat_o > 0, flat_o / np.maximum(eff, 1e-3) - flat_o, 0.0)
+    out: FloatArray = loss.reshape(shape).sum(axis=2)
+    return out
+
+
+def bus_inputs(state: PowerState, forecast: SiteForecast) -> tuple[FloatArray, BoolArray, BoolArray, FloatArray]:
+    """Bus DC load (W), usable PSUs, mains-fed PSUs and failure probability per PSU."""
+    ix = state.index
+    chain = live_chain(state)
+    power = state.server_power_w
+    if forecast.server_power_upper_w is not None:
+        power = np.maximum(power, forecast.server_power_upper_w)
+    ok = ix.server_bus >= 0
+    bus_w = np.bincount(ix.server_bus[ok], weights=power[ok], minlength=ix.n_bus).astype(np.float64)
+    bus_w *= state.nominal_efficiency_frac
+    usable = chain.psu_live.copy()
+    mains = usable & ~chain.psu_on_battery
+    risk = forecast.psu_failure_prob if forecast.psu_failure_prob is not None else np.zeros(len(ix.psu_ids))
+    return bus_w, usable, mains, np.asarray(risk, dtype=np.float64)
+
+
+def current_output_w(state: PowerState, bus_w: FloatArray) -> FloatArray:
+    """Each PSU's present output: the state's share of its bus load (equal when unknown), W."""
+    ix = state.index
+    if state.psu_share_frac is not None:
+        out: FloatArray = state.psu_share_frac * bus_w[ix.psu_bus]
+        return out
+    n = np.bincount(ix.psu_bus, minlength=ix.n_bus).astype(np.float64)
+    equal: FloatArray = bus_w[ix.psu_bus] / np.maximum(n[ix.psu_bus], 1.0)
+    return equal
+
+
+def equal_share_output_w(state: PowerState, bus_w: FloatArray, usable: BoolArray) -> FloatArray:
+    """Baseline: bus load split equally among usable PSUs, W."""
+    ix = state.index
+    n = np.bincount(ix.psu_bus, weights=usable.astype(float), minlength=ix.n_bus)
+    out: FloatArray = np.where(usable, bus_w[ix.psu_bus] / np.maximum(n[ix.psu_bus], 1.0), 0.0)
+    return out
+
+
+def conversion_loss_w(state: PowerState, out_w: FloatArray) -> FloatArray:
+    """Loss per PSU delivering ``out_w`` on its efficiency curve, W."""
+    ix = state.index
+    if state.efficiency is None:
+        return np.where(out_w > 0, out_w / state.nominal_efficiency_frac - out_w, 0.0)
+    return state.efficiency.input_w(ix.psu_curve, ix.psu_rating_w, out_w) - out_w
+
+
+def nplus1_problems(state: PowerState, bus_w: FloatArray, usable: BoolArray) -> list[str]:
+    """Buses where losing the largest usable PSU leaves the rest unable to carry the load."""
+    ix = state.index
+    cap = np.where(usable, ix.psu_rating_w, 0.0)
+    total = np.bincount(ix.psu_bus, weights=cap, minlength=ix.n_bus)
+    largest = np.zeros(ix.n_bus)
+    np.maximum.at(largest, ix.psu_bus, cap)
+    bad = np.flatnonzero((total - largest < bus_w - 1e-9) & (bus_w > 0))
+    bus_name = _bus_names(state)
+    return [
+        f"bus {bus_name[b]}: N+1 lost ({total[b] - largest[b]:.0f} W left after one failure < {bus_w[b]:.0f} W)"
+        for b in bad.tolist()
+    ]
+
+
+def _bus_names(state: PowerState) -> list[str]:
+    ix = state.index
+    names = [""] * ix.n_bus
+    for i, b in enumerate(ix.psu_bus.tolist()):
+        if not names[b]:
+            names[b] = ix.psu_ids[i].rsplit("-", 1)[0]
+    return names
