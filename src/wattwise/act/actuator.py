@@ -70,6 +70,7 @@ class Actuator:
         self._done: set[str] = set()
         self._state: dict[str, tuple[ActionKind, float | None, str | None]] = {}
         self._pending: dict[str, tuple[Action, InterlockContext]] = {}
+        self._schedule: dict[tuple[ActionKind, str, float | None, str | None], float] = {}
 
     # ---- planning (pure with respect to devices) -----------------------------------------
     def _is_noop(self, action: Action) -> bool:
@@ -90,22 +91,45 @@ class Actuator:
         return Verdict(action, Phase.SENT)
 
     def plan(self, decisions: Sequence[Decision], ctx: InterlockContext) -> list[Verdict]:
-        """Exactly what ``armed`` would send now, in order (``wattwise plan``)."""
-        verdicts = (self.verdict(a, ctx) for d in decisions for a in d.actions)
+        """Exactly what ``armed`` would do with these decisions, in time order (``wattwise plan``).
+
+        Actions scheduled for later keep their ``not_before_s``; nothing is sent or recorded.
+        """
+        order = sorted(enumerate(a for d in decisions for a in d.actions), key=lambda q: (q[1].not_before_s, q[0]))
+        verdicts = (self.verdict(a, ctx) for _, a in order)
         return [v for v in verdicts if v.phase is not Phase.ACKED]
 
     # ---- execution ------------------------------------------------------------------------
     async def execute(self, decisions: Sequence[Decision], ctx: InterlockContext) -> list[Verdict]:
-        """Journal and (when armed) send every action of the decisions, in order."""
+        """Journal and (when armed) send every due action of the decisions, in time order.
+
+        Actions with ``not_before_s`` in the future (staggered restores, layered sheds) are
+        held; a re-plan that asks for the same intent keeps the earliest time already given,
+        so stateless policies re-planning every tick still progress through a sequence.
+        """
+        now_s = self.clock.now_s()
+        queue = self._schedule_of(decisions)
         out: list[Verdict] = []
-        for decision in decisions:
-            for raw in decision.actions:
-                action = raw.model_copy(update={"fencing_token": self.token()})
-                verdict = self.verdict(action, ctx)
-                if verdict.phase is Phase.ACKED:
-                    continue
-                out.append(await self._handle(verdict, ctx))
+        for due_s, _, raw in queue:
+            if due_s > now_s:
+                continue
+            action = raw.model_copy(update={"fencing_token": self.token()})
+            verdict = self.verdict(action, ctx)
+            if verdict.phase is Phase.ACKED:
+                continue
+            out.append(await self._handle(verdict, ctx))
         return out
+
+    def _schedule_of(self, decisions: Sequence[Decision]) -> list[tuple[float, int, Action]]:
+        schedule: dict[tuple[ActionKind, str, float | None, str | None], float] = {}
+        queue: list[tuple[float, int, Action]] = []
+        for seq, action in enumerate(a for d in decisions for a in d.actions):
+            key = (action.kind, action.target_id, action.value, action.dest_id)
+            due_s = min(self._schedule.get(key, action.not_before_s), action.not_before_s)
+            schedule[key] = due_s
+            queue.append((due_s, seq, action))
+        self._schedule = schedule
+        return sorted(queue, key=lambda q: (q[0], q[1]))
 
     async def _handle(self, verdict: Verdict, ctx: InterlockContext) -> Verdict:
         action, now_s = verdict.action, self.clock.now_s()
