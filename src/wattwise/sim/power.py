@@ -1,0 +1,90 @@
+"""Server power from utilisation, DC-bus sharing between PSUs, PSU efficiency and degradation.
+
+* Server: P(u) on its 11-point SPECpower curve; a power cap clips P and the throughput with
+  it; a throttle level scales utilisation (and so throughput); booting servers draw 80 % of
+  peak, and ``inrush_factor`` × peak on the first step after power returns.
+* PSU: every live PSU of a DC bus carries a share of the bus load proportional to its
+  set-point weight (``weight_w``; equal ratings share equally; weight 0 = hot standby, which
+  still takes load if no weighted PSU is left). Input = output / η(load) on its 80 PLUS
+  curve, lowered by degradation; a live PSU carrying nothing draws a no-load loss. Output
+  above ``psu_ocp_frac`` × rating latches over-current protection off (reset by cycling the
+  outlet). Degradation rises at an injected rate, faster under load (heat), raising ripple
+  and temperature and lowering efficiency until the unit fails at 1.0.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from wattwise.sim.curves import PSU_STANDBY_LOSS_FRAC, efficiency_at, interp_rows
+from wattwise.sim.params import TwinParams
+from wattwise.sim.state import PsuState, ServerState
+
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+
+DEGRADED_EFFICIENCY_LOSS_FRAC = 0.12
+"""Efficiency lost (absolute) by a PSU at degradation 1.0 (aged capacitors, hot magnetics)."""
+
+
+def bus_alive(psu: PsuState, outlet_ok: BoolArray, n_bus: int) -> BoolArray:
+    """Mark live PSUs (input energised, not failed, not latched off) and return live buses."""
+    psu.alive = outlet_ok[psu.outlet] & ~psu.failed & ~psu.ocp_tripped
+    return np.bincount(psu.bus, weights=psu.alive.astype(np.float64), minlength=n_bus) > 0
+
+
+def server_power(srv: ServerState, demand_frac: FloatArray, p: TwinParams) -> None:
+    """Set utilisation, power and served throughput of every server for this step."""
+    booting = srv.powered & (srv.boot_left_s > 0)
+    running = srv.powered & ~booting
+    u_want = np.clip(demand_frac, 0.0, 1.0)
+    scale = srv.throttle_frac * np.where(srv.thermal_throttled, p.thermal_throttle_frac, 1.0)
+    u = u_want * scale
+    power = interp_rows(srv.curve_w, u)
+    idle, peak = srv.curve_w[:, 0], srv.curve_w[:, 10]
+    capped = power > srv.cap_w
+    if capped.any():
+        # Capping lowers utilisation to where P(u) meets the cap (linear between idle and P(u)).
+        span = np.maximum(power - idle, 1e-9)
+        keep = np.clip((srv.cap_w - idle) / span, 0.0, 1.0)
+        u = np.where(capped, u * keep, u)
+        power = np.where(capped, np.maximum(np.minimum(srv.cap_w, power), idle), power)
+    served = np.where(u_want > 1e-9, u / np.maximum(u_want, 1e-9), 1.0)
+    boot_w = np.where(srv.first_step, p.inrush_factor * peak, 0.8 * peak)
+    srv.power_w = np.where(running, power, np.where(booting, boot_w, 0.0))
+    srv.util_frac = np.where(running, u, 0.0)
+    srv.served_frac = np.where(running, served, 0.0)
+    srv.first_step[:] = False
+
+
+def share_bus(psu: PsuState, bus_w: FloatArray, n_bus: int) -> None:
+    """Split each bus's load between its live PSUs by set-point weight."""
+    w = np.where(psu.alive, psu.weight_w, 0.0)
+    wsum = np.bincount(psu.bus, weights=w, minlength=n_bus)
+    n_alive = np.bincount(psu.bus, weights=psu.alive.astype(np.float64), minlength=n_bus)
+    by_weight = w / np.maximum(wsum[psu.bus], 1e-12)
+    equal = psu.alive / np.maximum(n_alive[psu.bus], 1.0)
+    share = np.where(wsum[psu.bus] > 0, by_weight, equal)
+    psu.output_w = bus_w[psu.bus] * share
+
+
+def psu_input(psu: PsuState, inlet_c: FloatArray, dt_s: float, p: TwinParams) -> int:
+    """Efficiency, input power, degradation and protection of every PSU; returns new OCP trips."""
+    load = psu.output_w / psu.rating_w
+    eff = efficiency_at(psu.eff_table, psu.curve, load) - DEGRADED_EFFICIENCY_LOSS_FRAC * psu.degradation_frac
+    eff = np.clip(eff, 0.3, 1.0)
+    standby = psu.alive * PSU_STANDBY_LOSS_FRAC * psu.rating_w
+    psu.efficiency_frac = eff
+    psu.input_w = np.where(psu.output_w > 0, psu.output_w / eff, standby)
+    growing = psu.degrade_rate_per_s > 0
+    if growing.any():
+        psu.degradation_frac = np.minimum(
+            1.0, psu.degradation_frac + psu.degrade_rate_per_s * dt_s * (0.5 + np.clip(load, 0.0, 2.0)) * psu.alive
+        )
+        psu.failed |= psu.degradation_frac >= 1.0
+    psu.temperature_c = inlet_c + 18.0 * np.clip(load, 0.0, 2.0) + 30.0 * psu.degradation_frac
+    psu.ripple_v = (0.04 + 0.6 * psu.degradation_frac**2) * psu.alive
+    new_ocp = psu.alive & (psu.output_w > p.psu_ocp_frac * psu.rating_w)
+    psu.ocp_tripped |= new_ocp
+    return int(new_ocp.sum())

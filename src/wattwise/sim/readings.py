@@ -1,0 +1,206 @@
+"""Readings the twin reports, with canonical metric names (``wattwise.model.metrics``) only.
+
+UPS readings follow NUT: ``battery_charge_frac`` is ``battery.charge``/100, ``battery_runtime_s``
+is ``battery.runtime``, ``load_frac`` is ``ups.load``/100, and ``ups_status_flags`` is the
+``ups.status`` word as a bitmask (:data:`NUT_FLAGS`); the words themselves ride in the
+``ups.status`` tag (``"OB DISCHRG LB"``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+from wattwise.model.values import Reading
+from wattwise.sim.chain import ups_runtime_s
+
+if TYPE_CHECKING:
+    from wattwise.sim.twin import Twin
+
+NUT_FLAGS = {"OL": 1, "OB": 2, "LB": 4, "CHRG": 8, "DISCHRG": 16, "OVER": 32, "BYPASS": 64, "OFF": 128, "RB": 256}
+"""NUT ``ups.status`` words → bit of the ``ups_status_flags`` reading."""
+FAN_MAX_RPM = 12_000.0
+PUMP_MAX_RPM = 4_000.0
+FLOW_LPM_PER_KW = 1.5
+
+Rows = list[Reading]
+
+
+def _emit(out: Rows, ids: tuple[str, ...], metric: str, values: npt.NDArray[np.generic], t_s: float) -> None:
+    out.extend(Reading(d, metric, v, t_s) for d, v in zip(ids, values.astype(np.float64).tolist(), strict=True))
+
+
+def ups_status_words(twin: Twin) -> list[str]:
+    """NUT ``ups.status`` words of every UPS (``"OL CHRG"``, ``"OB DISCHRG LB"``…)."""
+    ch = twin.ch
+    full = np.maximum(ch.ups_battery_wh * ch.ups_soh_frac, 1e-9)
+    charge = ch.ups_energy_wh / full
+    words = []
+    for i in range(len(ch.ups_on_battery)):
+        w: list[str] = []
+        if ch.ups_off[i]:
+            w.append("OFF")
+        elif ch.ups_on_battery[i]:
+            w += ["OB", "DISCHRG"]
+        else:
+            w.append("OL")
+            if ch.ups_charge_w[i] > 0:
+                w.append("CHRG")
+        if charge[i] < ch.ups_low_frac[i]:
+            w.append("LB")
+        if ch.ups_bypass[i]:
+            w.append("BYPASS")
+        if ch.ups_output_w[i] > ch.ups_capacity_w[i]:
+            w.append("OVER")
+        if ch.ups_soh_frac[i] < 0.6:
+            w.append("RB")
+        words.append(" ".join(w))
+    return words
+
+
+def _ups(twin: Twin, t: float, out: Rows) -> None:
+    ch, ids = twin.ch, twin.ids["ups"]
+    full = np.maximum(ch.ups_battery_wh * ch.ups_soh_frac, 1e-9)
+    _emit(out, ids, "output_power_w", ch.ups_output_w, t)
+    _emit(out, ids, "input_power_w", ch.ups_input_w, t)
+    _emit(out, ids, "load_frac", ch.ups_output_w / ch.ups_capacity_w, t)
+    _emit(out, ids, "battery_charge_frac", np.clip(ch.ups_energy_wh / full, 0, 1), t)
+    _emit(out, ids, "battery_runtime_s", np.minimum(ups_runtime_s(ch, twin.params), 1e6), t)
+    _emit(out, ids, "battery_health_frac", ch.ups_soh_frac, t)
+    _emit(out, ids, "on_battery", ch.ups_on_battery, t)
+    words = ups_status_words(twin)
+    _emit(out, ids, "low_battery", np.array(["LB" in w.split() for w in words]), t)
+    for d, w in zip(ids, words, strict=True):
+        flags = sum(NUT_FLAGS[x] for x in w.split())
+        out.append(Reading(d, "ups_status_flags", float(flags), t, tags=(("ups.status", w),)))
+
+
+def _feeds(twin: Twin, t: float, out: Rows) -> None:
+    ch, ids, n = twin.ch, twin.ids["feed"], twin.ix.n_feed
+    _emit(out, ids, "power_w", ch.node_load_w[:n], t)
+    _emit(out, ids, "source_available", ch.node_ok[:n], t)
+    _emit(out, ids, "capacity_w", twin.feed_capacity_w, t)
+    _emit(out, ids, "breaker_tripped", ch.feed_tripped, t)
+    _emit(out, ids, "price_per_kwh", ch.price_per_kwh, t)
+    _emit(out, ids, "carbon_g_per_kwh", ch.carbon_g_per_kwh, t)
+
+
+def _ats(twin: Twin, t: float, out: Rows) -> None:
+    ch, ix, ids = twin.ch, twin.ix, twin.ids["ats"]
+    if not ids:
+        return
+    _emit(out, ids, "power_w", ch.node_load_w[ix.ats0 : ix.ups0], t)
+    _emit(out, ids, "ats_source_index", ch.ats_active == ch.ats_sources[:, 1], t)
+    _emit(out, ids, "available", ch.node_ok[ix.ats0 : ix.ups0], t)
+
+
+def _pdus(twin: Twin, t: float, out: Rows) -> None:
+    ch, ix, ids = twin.ch, twin.ix, twin.ids["pdu"]
+    _emit(out, ids, "power_w", ch.node_load_w[ix.pdu0 :], t)
+    current = (ch.phase_w / ch.phase_voltage_v).tolist()
+    tripped = ch.phase_tripped.tolist()
+    rated = ch.phase_rated_a.tolist()
+    for k, d in enumerate(ids):
+        for ph in range(3):
+            if rated[k][ph] > 0:
+                tag = (("phase", f"L{ph + 1}"),)
+                out.append(Reading(d, "current_a", current[k][ph], t, tags=tag))
+                out.append(Reading(d, "breaker_tripped", float(tripped[k][ph]), t, tags=tag))
+
+
+def _outlets(twin: Twin, t: float, out: Rows) -> None:
+    ch, ids = twin.ch, twin.ids["outlet"]
+    _emit(out, ids, "power_w", ch.outlet_w, t)
+    _emit(out, ids, "outlet_on", ch.outlet_on, t)
+
+
+def _psus(twin: Twin, t: float, out: Rows) -> None:
+    psu, ids = twin.psu, twin.ids["psu"]
+    _emit(out, ids, "input_power_w", psu.input_w, t)
+    _emit(out, ids, "output_power_w", psu.output_w, t)
+    _emit(out, ids, "efficiency_frac", np.where(psu.output_w > 0, psu.efficiency_frac, 0.0), t)
+    _emit(out, ids, "load_frac", np.minimum(psu.output_w / psu.rating_w, 5.0), t)
+    _emit(out, ids, "temperature_c", psu.temperature_c, t)
+    _emit(out, ids, "ripple_v", psu.ripple_v, t)
+    _emit(out, ids, "dc_voltage_v", psu.dc_voltage_v * (1.0 - 0.03 * psu.degradation_frac) * psu.alive, t)
+    _emit(out, ids, "setpoint_w", np.nan_to_num(psu.setpoint_w, nan=0.0), t)
+    _emit(out, ids, "available", psu.alive, t)
+
+
+def _servers(twin: Twin, t: float, out: Rows) -> None:
+    srv, ids, c = twin.srv, twin.ids["server"], twin.cool
+    inlet = np.where(srv.rack >= 0, c.rack_inlet_c[np.maximum(srv.rack, 0)], 20.0)
+    _emit(out, ids, "power_w", srv.power_w, t)
+    _emit(out, ids, "cpu_frac", srv.util_frac, t)
+    _emit(out, ids, "inlet_temp_c", inlet, t)
+    _emit(out, ids, "throttle_frac", srv.throttle_frac, t)
+    _emit(out, ids, "power_cap_w", np.where(np.isfinite(srv.cap_w), srv.cap_w, srv.curve_w[:, 10]), t)
+    _emit(out, ids, "available", srv.powered & (srv.boot_left_s <= 0), t)
+
+
+def _racks(twin: Twin, t: float, out: Rows) -> None:
+    c, ids = twin.cool, twin.ids["rack"]
+    _emit(out, ids, "inlet_temp_c", c.rack_inlet_c, t)
+    _emit(out, ids, "heat_w", c.rack_heat_w, t)
+    _emit(out, ids, "cooling_capacity_w", c.rack_cooling_w, t)
+
+
+def _racklets(twin: Twin, t: float, out: Rows) -> None:
+    from wattwise.sim.thermal import racklet_capacity_w
+
+    c, ids = twin.cool, twin.ids["racklet"]
+    if not ids:
+        return
+    fans_ok = (c.rl_fans - c.rl_fans_failed) > 0
+    pumps_ok = (c.rl_pumps - c.rl_pumps_failed) > 0
+    cap = racklet_capacity_w(c)
+    _emit(out, ids, "fan_speed_rpm", FAN_MAX_RPM * c.rl_speed_frac * fans_ok, t)
+    _emit(out, ids, "pump_speed_rpm", PUMP_MAX_RPM * c.rl_speed_frac * pumps_ok * c.rl_liquid * ~c.rl_isolated, t)
+    _emit(out, ids, "coolant_flow_lpm", FLOW_LPM_PER_KW * cap / 1000.0 * c.rl_liquid, t)
+    _emit(out, ids, "leak_detected", c.rl_leak, t)
+    _emit(out, ids, "cooling_capacity_w", cap, t)
+
+
+def _processors(twin: Twin, t: float, out: Rows) -> None:
+    ws, ids = twin.work, twin.ids["processor"]
+    if not ids:
+        return
+    alive = twin.srv.powered[ws.ep_server] & ~ws.ep_failed
+    _emit(out, ids, "cpu_frac", ws.ep_cpu_frac, t)
+    _emit(out, ids, "memory_frac", ws.ep_mem_frac, t)
+    _emit(out, ids, "network_bps", ws.ep_net_bps, t)
+    _emit(out, ids, "heartbeat_gap_s", ws.ep_gap_s, t)
+    _emit(out, ids, "lag_s", ws.ep_lag_s, t)
+    _emit(out, ids, "available", alive, t)
+
+
+def _services(twin: Twin, t: float, out: Rows) -> None:
+    ws, ids = twin.work, twin.ids["service"]
+    _emit(out, ids, "available", ws.svc_up, t)
+    _emit(out, ids, "throttle_frac", np.where(ws.svc_shed, 0.0, ws.svc_throttle_frac), t)
+
+
+COLLECTORS: dict[str, Callable[[Twin, float, Rows], None]] = {
+    "feed": _feeds,
+    "ats": _ats,
+    "ups": _ups,
+    "pdu": _pdus,
+    "outlet": _outlets,
+    "psu": _psus,
+    "server": _servers,
+    "rack": _racks,
+    "racklet": _racklets,
+    "processor": _processors,
+    "service": _services,
+}
+
+
+def collect_readings(twin: Twin, t_s: float, kinds: Iterable[str] | None = None) -> list[Reading]:
+    """Readings of every device of the given kinds (all kinds by default)."""
+    out: Rows = []
+    for kind in COLLECTORS if kinds is None else kinds:
+        COLLECTORS[kind](twin, t_s, out)
+    return out

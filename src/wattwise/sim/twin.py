@@ -1,0 +1,320 @@
+"""The digital twin: a whole site advanced in vectorized steps.
+
+>>> from wattwise.model.generate import SiteSpec, generate_site
+>>> twin = Twin(generate_site(SiteSpec(servers=40, servers_per_rack=10, racks_per_hall=2, seed=1)), seed=0)
+>>> twin.step(1.0); twin.t_s
+1.0
+>>> 0 < twin.snapshot().it_power_w
+True
+
+Order of one step (``dt_s``): scheduled actions fall due → the AC chain is energised top-down
+from the trip/transfer state → servers see their DC bus → workloads start/stop and migrate →
+server power from utilisation → DC buses shared between PSUs → PSU input power and degradation
+→ PDU phases, UPS (battery), ATS and feed loads bottom-up (``SiteGraph.chain_loads``) →
+protection (breakers, feed mains, UPS overload) → thermal → event processors → accounting.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+import numpy as np
+
+from wattwise.model.graph import SiteGraph
+from wattwise.model.site import Site
+from wattwise.model.values import Action, ActionResult, Reading
+from wattwise.sim import chain, power, processors, thermal, work
+from wattwise.sim.outcome import TIERS, Outcome, Tally, Timeline
+from wattwise.sim.params import TwinParams
+from wattwise.sim.snapshot import TwinSnapshot, take_snapshot
+from wattwise.sim.state import build_chain, build_cooling, build_psus, build_servers, build_work, wsum
+from wattwise.sim.traces import smd_shapes, trace_bank
+
+logger = logging.getLogger(__name__)
+
+
+class Twin:
+    """A simulated site that steps, reports readings and accepts actions.
+
+    Args:
+        site: The site to simulate.
+        seed: Seed of every random draw (trace phases, heartbeat jitter).
+        params: Physics constants.
+        start_s: Simulated time at the start, s.
+        record_timeline: Keep per-step series for plots.
+    """
+
+    def __init__(
+        self,
+        site: Site,
+        seed: int = 0,
+        params: TwinParams | None = None,
+        start_s: float = 0.0,
+        record_timeline: bool = True,
+    ) -> None:
+        self.site = site
+        self.seed = seed
+        self.params = params or TwinParams()
+        self.graph = SiteGraph(site)
+        self.t_s = start_s
+        self.rng = np.random.default_rng(seed)
+        g = self.graph
+        self.rack_index = {r.id: i for i, r in enumerate(site.racks)}
+        self.ids: dict[str, tuple[str, ...]] = {
+            "feed": tuple(f.id for f in site.feeds),
+            "ats": tuple(a.id for a in site.ats),
+            "ups": tuple(u.id for u in site.ups),
+            "pdu": tuple(p.id for p in site.pdus),
+            "outlet": g.outlet_ids,
+            "psu": g.psu_ids,
+            "server": g.server_ids,
+            "rack": tuple(r.id for r in site.racks),
+            "racklet": tuple(r.id for r in site.racklets),
+            "service": tuple(sv.id for sv in site.services),
+            "workload": tuple(w.id for w in site.workloads),
+            "processor": tuple(e.id for e in site.event_processors),
+            "partition": tuple(p for e in site.event_processors for p in e.partitions),
+        }
+        self.index = {kind: {n: i for i, n in enumerate(ids)} for kind, ids in self.ids.items()}
+        self.ix = chain.ChainIndex.of(g)
+        self.srv = build_servers(site, g, self.rack_index)
+        self.psu = build_psus(site, g)
+        self.ch = build_chain(site, g)
+        self.cool = build_cooling(site)
+        self.work = build_work(site, g, seed)
+        self.bank = trace_bank()
+        self.shapes = smd_shapes()
+        self.feed_capacity_w = np.array([f.capacity_w for f in site.feeds], dtype=np.float64)
+        self.n_bus = len(g.bus_ids)
+        self._psu_rack = self._psu_racks()
+        self.tally = Tally(n_phase=3 * len(site.pdus))
+        self.timeline: Timeline | None = Timeline(tuple(f.id for f in site.feeds), tuple(u.id for u in site.ups))
+        if not record_timeline:
+            self.timeline = None
+        self.pending: list[Action] = []
+        self.events: list[tuple[float, str]] = []
+        self.phase_trip_age_s = np.zeros((len(site.pdus), 3))
+        self.it_power_w = 0.0
+        self.loss_psu_w = 0.0
+        self.loss_ups_w = 0.0
+        self._settle()
+
+    # ---- stepping ------------------------------------------------------------------------
+    def _settle(self) -> None:
+        """Run one zero-accounting step so readings at t=0 are consistent."""
+        self._advance(1e-6, account=False)
+        self.srv.boot_left_s[:] = 0.0
+        self.work.wl_restart_left_s[:] = 0.0
+        self.work.wl_running = self.work.wl_wanted & self.srv.powered[self.work.wl_server]
+        self._advance(1e-6, account=False)
+
+    def step(self, dt_s: float | None = None) -> None:
+        """Advance the site by ``dt_s`` seconds (default ``params.step_s``)."""
+        dt = self.params.step_s if dt_s is None else dt_s
+        if dt <= 0:
+            raise ValueError(f"step must be positive, got {dt}")
+        self.t_s += dt
+        self._due_actions()
+        self._advance(dt, account=True)
+
+    def run_for(self, duration_s: float, dt_s: float | None = None) -> None:
+        """Step repeatedly for ``duration_s`` seconds."""
+        dt = self.params.step_s if dt_s is None else dt_s
+        for _ in range(max(1, round(duration_s / dt))):
+            self.step(dt)
+
+    def _advance(self, dt: float, account: bool) -> None:
+        p, srv, psu, ch, ws, g = self.params, self.srv, self.psu, self.ch, self.work, self.graph
+        ups_dark, texts = chain.energize(ch, self.ix, dt, p)
+        outlet_ok = chain.outlets_live(ch, g.outlet_pdu, g.outlet_phase)
+        bus_ok = power.bus_alive(psu, outlet_ok, self.n_bus)
+        now = np.where(srv.bus >= 0, bus_ok[np.maximum(srv.bus, 0)], False) & ~srv.thermal_tripped & ~srv.leak_tripped
+        came_up = now & ~srv.powered
+        srv.boot_left_s = np.where(came_up, p.server_boot_s, np.maximum(srv.boot_left_s - dt, 0.0))
+        srv.first_step |= came_up
+        srv.powered = now
+        disrupted = work.update_running(ws, srv, dt, p)
+        done, gib, aborted = work.step_migrations(ws, srv, dt)
+        work.demand(ws, self.bank, self.t_s)
+        power.server_power(srv, work.server_demand(ws, len(srv.powered)), p)
+        has_bus = srv.bus >= 0
+        bus_w = wsum(srv.bus[has_bus], srv.power_w[has_bus], self.n_bus)
+        power.share_bus(psu, bus_w, self.n_bus)
+        inlet = self._psu_inlet_c()
+        ocp = power.psu_input(psu, inlet, dt, p)
+        loads = g.chain_loads(psu.input_w, ats_source=self._ats_source())
+        ch.phase_w = loads.phase_load_w
+        ch.outlet_w = np.bincount(psu.outlet, weights=psu.input_w, minlength=len(ch.outlet_on)).astype(np.float64)
+        pdu_w = loads.load_w[self.ix.pdu0 :]
+        chain.ups_step(ch, loads.load_w[self.ix.ups0 : self.ix.pdu0], ups_dark, dt, p)
+        chain.upstream_loads(ch, self.ix, pdu_w)
+        new_phase, new_feed = chain.protect(ch, self.feed_capacity_w, dt, p)
+        self._reset_breakers(dt)
+        thermal_trips, leak_trips = thermal.thermal_step(self.cool, srv, dt, p)
+        sla_s, ep_fail = processors.processors_step(ws, srv, self.shapes, self.t_s, dt, self.rng, p)
+        up, own_ok = work.service_status(ws)
+        self.it_power_w = float(srv.power_w.sum())
+        self.loss_psu_w = float((psu.input_w - psu.output_w).sum())
+        self.loss_ups_w = float((ch.ups_input_w + ch.ups_battery_w - ch.ups_output_w - 0.9 * ch.ups_charge_w).sum())
+        if not account:
+            return
+        for text in texts:
+            self._event(text)
+        for i in np.flatnonzero(new_phase.ravel()):
+            self._event(f"breaker {self._phase_name(int(i))} tripped")
+        for i in np.flatnonzero(new_feed):
+            self._event(f"feed {self.site.feeds[int(i)].id} main breaker tripped")
+        t = self.tally
+        t.duration_s += dt
+        t.breaker_trips += int(new_phase.sum())
+        t.feed_trips += int(new_feed.sum())
+        t.psu_ocp_trips += ocp
+        t.thermal_trips += thermal_trips
+        t.leak_trips += leak_trips
+        t.disrupted_workloads += disrupted
+        t.migrations += done
+        t.migration_gib += gib
+        t.migrations_aborted += aborted
+        t.sla_violation_s += sla_s
+        t.processor_failures += ep_fail
+        self._account(dt, up, own_ok)
+
+    def _account(self, dt: float, up: np.ndarray, own_ok: np.ndarray) -> None:
+        t, ch, ws, srv, psu = self.tally, self.ch, self.work, self.srv, self.psu
+        tiers = ws.svc_tier
+        t.tier_up_s += np.bincount(tiers, weights=up.astype(np.float64), minlength=4) * dt
+        t.tier_total_s += np.bincount(tiers, minlength=4) * dt
+        t.dependency_violation_s += float((own_ok & ~up).sum()) * dt
+        if work.priority_inversion(ws, up):
+            t.priority_inversion_s += dt
+        over = (ch.phase_w > ch.phase_capacity_w) & (ch.phase_capacity_w > 0)
+        t.phase_overload_s += over.ravel() * dt
+        feed_w = ch.node_load_w[: self.ix.n_feed]
+        t.feed_overload_s += dt * float((feed_w > self.feed_capacity_w).any())
+        t.ups_overload_s += dt * float((ch.ups_output_w > ch.ups_capacity_w).sum())
+        t.energy_in_j += float(feed_w.sum()) * dt
+        t.energy_it_j += self.it_power_w * dt
+        t.energy_loss_psu_j += self.loss_psu_w * dt
+        t.energy_loss_ups_j += self.loss_ups_w * dt
+        t.battery_discharged_j += float(ch.ups_battery_w.sum()) * dt
+        if len(ch.ups_energy_wh):
+            full = np.maximum(ch.ups_battery_wh * ch.ups_soh_frac, 1e-9)
+            t.battery_min_charge_frac = min(t.battery_min_charge_frac, float((ch.ups_energy_wh / full).min()))
+        t.energy_cost += float((feed_w * ch.price_per_kwh).sum()) * dt / 3.6e6
+        t.carbon_g += float((feed_w * ch.carbon_g_per_kwh).sum()) * dt / 3.6e6
+        t.server_down_s += float((~srv.powered).sum()) * dt
+        t.psu_failures = int(psu.failed.sum())
+        mig = ws.wl_mig_dest >= 0
+        if mig.any():
+            dest = ws.wl_mig_dest[mig]
+            span = srv.curve_w[dest, 10] - srv.curve_w[dest, 0]
+            t.migration_energy_j += float((ws.wl_demand_frac[mig] * span).sum()) * dt
+        if self.timeline is not None:
+            self._record(up)
+
+    def _record(self, up: np.ndarray) -> None:
+        tl, ch = self.timeline, self.ch
+        assert tl is not None
+        tl.t_s.append(self.t_s)
+        tl.feed_load_w.append(ch.node_load_w[: self.ix.n_feed].copy())
+        tl.ups_load_w.append(ch.ups_output_w.copy())
+        full = np.maximum(ch.ups_battery_wh * ch.ups_soh_frac, 1e-9)
+        tl.battery_charge_frac.append(ch.ups_energy_wh / full)
+        inlet = self.cool.rack_inlet_c
+        tl.inlet_max_c.append(float(inlet.max()) if len(inlet) else 0.0)
+        tl.inlet_mean_c.append(float(inlet.mean()) if len(inlet) else 0.0)
+        tl.it_power_w.append(self.it_power_w)
+        crit = self.work.svc_tier == 0
+        tl.critical_up_frac.append(float(up[crit].mean()) if crit.any() else 1.0)
+
+    # ---- helpers -------------------------------------------------------------------------
+    def _psu_racks(self) -> np.ndarray:
+        """Rack of each PSU (its server's rack, or the first rack its racklet cools); -1 if none."""
+        rack_of_bus = np.full(self.n_bus, -1, dtype=np.int64)
+        own = [i for i, s in enumerate(self.site.servers) if s.psus]
+        rack_of_bus[: len(own)] = self.srv.rack[own]
+        for k in range(len(self.site.racklets)):
+            cooled = np.flatnonzero(self.cool.rack_racklet == k)
+            if len(cooled):
+                rack_of_bus[len(own) + k] = cooled[0]
+        return np.asarray(rack_of_bus[self.psu.bus], dtype=np.int64)
+
+    def _psu_inlet_c(self) -> np.ndarray:
+        """Inlet temperature seen by each PSU (its rack's inlet; 25 °C without a rack)."""
+        return np.where(self._psu_rack >= 0, self.cool.rack_inlet_c[np.maximum(self._psu_rack, 0)], 25.0)
+
+    def _ats_source(self) -> dict[str, str]:
+        ids = self.graph.node_ids
+        return {a.id: ids[int(self.ch.ats_active[i])] for i, a in enumerate(self.site.ats)}
+
+    def _phase_name(self, flat: int) -> str:
+        return f"{self.site.pdus[flat // 3].id}/L{flat % 3 + 1}"
+
+    def phase_names(self) -> list[str]:
+        """``pdu/L1``… names of every phase slot (3 per PDU)."""
+        return [self._phase_name(i) for i in range(3 * len(self.site.pdus))]
+
+    def _reset_breakers(self, dt: float) -> None:
+        self.phase_trip_age_s = np.where(self.ch.phase_tripped, self.phase_trip_age_s + dt, 0.0)
+        reset = self.phase_trip_age_s >= BREAKER_RESET_S
+        if reset.any():
+            self.ch.phase_tripped &= ~reset
+            self.ch.phase_heat[reset] = 0.0
+            self._event(f"{int(reset.sum())} breaker(s) reset by technician")
+
+    def _event(self, text: str) -> None:
+        self.events.append((self.t_s, text))
+        if self.timeline is not None:
+            self.timeline.events.append((self.t_s, text))
+        logger.info("twin t=%.1f s: %s", self.t_s, text)
+
+    def note(self, text: str) -> None:
+        """Record an external event (scenario injection) in the event log."""
+        self._event(text)
+
+    def _due_actions(self) -> None:
+        if not self.pending:
+            return
+        due = [a for a in self.pending if a.not_before_s <= self.t_s]
+        self.pending = [a for a in self.pending if a.not_before_s > self.t_s]
+        for a in due:
+            self.apply(a)
+
+    # ---- interface for controllers -------------------------------------------------------
+    def apply(self, action: Action) -> ActionResult:
+        """Apply one action now (or schedule it for ``action.not_before_s``)."""
+        from wattwise.sim.actions import apply_action
+
+        result = apply_action(self, action)
+        if result.ok:
+            self.tally.actions_ok += 1
+        else:
+            self.tally.actions_refused += 1
+        return result
+
+    def readings(self, t_s: float | None = None, kinds: Iterable[str] | None = None) -> list[Reading]:
+        """Every current reading, or only those of device ``kinds``.
+
+        Kinds: feed, ats, ups, pdu, outlet, psu, server, rack, racklet, processor, service.
+        """
+        from wattwise.sim.readings import collect_readings
+
+        return collect_readings(self, self.t_s if t_s is None else t_s, kinds)
+
+    def snapshot(self) -> TwinSnapshot:
+        """Frozen arrays of the state decision policies need."""
+        return take_snapshot(self)
+
+    def outcome(self) -> Outcome:
+        """Frozen outcome of the run so far."""
+        ch = self.ch
+        return self.tally.freeze(self.phase_names(), float(ch.ups_energy_wh.sum()))
+
+    def tier_names(self) -> tuple[str, ...]:
+        """Tier names by rank."""
+        return TIERS
+
+
+BREAKER_RESET_S = 600.0
+"""A tripped breaker is reset by a technician after this long (s)."""
