@@ -1,0 +1,128 @@
+"""Predict and decide for the loop: latest readings → state and forecasts → decisions.
+
+The planner builds a :class:`~wattwise.decide.base.PowerState` from the latest accepted
+readings, a forecast from a baseline (per-server recent peak with a safety margin, until a
+learned forecaster wins its backtest), runs the policies in a fixed order (power-event
+allocation first, then PSU load sharing), and stamps every action with a decision id so a
+retried decision is idempotent and a new one is not mistaken for an old one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from wattwise.act.interlocks import InterlockContext
+from wattwise.control.loop import LatestValues
+from wattwise.decide.base import EfficiencyCurves, Policy, PowerState, SiteForecast
+from wattwise.decide.index import SiteIndex
+from wattwise.model.graph import SiteGraph
+from wattwise.model.values import Decision, DecisionStatus
+
+logger = logging.getLogger(__name__)
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass
+class PeakForecaster:
+    """Baseline server-power forecast: point = latest, upper = recent peak × (1 + margin).
+
+    Args:
+        window: Number of recent states kept per server.
+        margin_frac: Safety margin over the recent peak.
+    """
+
+    window: int = 60
+    margin_frac: float = 0.05
+    _history: deque[FloatArray] = field(default_factory=deque)
+
+    def observe(self, server_power_w: FloatArray) -> SiteForecast:
+        """Add a state and return the forecast it implies."""
+        self._history.append(server_power_w.copy())
+        while len(self._history) > self.window:
+            self._history.popleft()
+        peak = np.max(np.stack(self._history), axis=0)
+        return SiteForecast(server_power_point_w=server_power_w, server_power_upper_w=peak * (1.0 + self.margin_frac))
+
+
+class PolicyPlanner:
+    """Runs the decision policies on the latest state.
+
+    Args:
+        graph: The site graph (interlock context, headroom).
+        index: The same site as arrays for policies.
+        policies: Policies run in order every decision.
+        curves: PSU efficiency curves (real data) for load sharing and the state.
+        forecaster: Baseline forecaster.
+    """
+
+    def __init__(
+        self,
+        graph: SiteGraph,
+        index: SiteIndex,
+        policies: Sequence[Policy[PowerState]],
+        curves: EfficiencyCurves | None = None,
+        forecaster: PeakForecaster | None = None,
+    ) -> None:
+        self.graph = graph
+        self.index = index
+        self.policies = tuple(policies)
+        self.curves = curves
+        self.forecaster = forecaster or PeakForecaster()
+        self.last_state: PowerState | None = None
+        self.last_forecast: SiteForecast | None = None
+        self.policy_errors: dict[str, str] = {}
+
+    def state(self, latest: LatestValues, now_s: float) -> PowerState:
+        """The policies' view of the site now."""
+        values = {k: v for k, (v, _) in latest.values.items()}
+        state = PowerState.from_readings(self.index, values, t_s=now_s)
+        return state.with_(efficiency=self.curves) if self.curves is not None else state
+
+    def plan(self, latest: LatestValues, now_s: float, event: str | None) -> tuple[list[Decision], InterlockContext]:
+        """Decisions of every policy, with the interlock context they were made in."""
+        state = self.state(latest, now_s)
+        forecast = self.forecaster.observe(state.server_power_w)
+        self.last_state, self.last_forecast = state, forecast
+        decision_id = f"{now_s:.3f}"
+        decisions: list[Decision] = []
+        for policy in self.policies:
+            try:
+                d = policy.decide(state, forecast)
+            except Exception as err:  # one broken policy must not silence the others
+                logger.exception("policy %s failed", policy.name)
+                self.policy_errors[policy.name] = f"{type(err).__name__}: {err}"
+                continue
+            self.policy_errors.pop(policy.name, None)
+            if d.status is not DecisionStatus.OK and d.status is not DecisionStatus.INFEASIBLE:
+                continue
+            actions = tuple(a.model_copy(update={"decision_id": f"{policy.name}@{decision_id}"}) for a in d.actions)
+            decisions.append(d.model_copy(update={"actions": actions}))
+        return decisions, self.context(state, latest, now_s, event)
+
+    def context(self, state: PowerState, latest: LatestValues, now_s: float, event: str | None) -> InterlockContext:
+        """Headroom per chain node and power per service, for the interlocks."""
+        loads = self.graph.chain_loads(self.graph.equal_share_psu_input_w(state.server_power_w))
+        headroom = dict(zip(loads.node_ids, loads.headroom_w.tolist(), strict=True))
+        ix = self.index
+        server_w = state.server_power_w
+        cpu_on_server = np.bincount(ix.wl_server, weights=ix.wl_cpu_frac, minlength=len(ix.server_ids))
+        share = ix.wl_cpu_frac / np.maximum(cpu_on_server[ix.wl_server], 1e-9)
+        svc_w = np.bincount(ix.wl_service, weights=share * server_w[ix.wl_server], minlength=len(ix.service_ids))
+        outlets_off = frozenset(o for o in self.graph.outlet_ids if latest.get(o, "outlet_on", 1.0) == 0.0)
+        on_battery = state.ups_on_battery if state.ups_on_battery is not None else np.zeros(0, dtype=bool)
+        feeds_ok = state.feed_available if state.feed_available is not None else np.ones(0, dtype=bool)
+        power_event = bool(on_battery.any()) or not bool(feeds_ok.all()) or event is not None
+        return InterlockContext(
+            t_s=now_s,
+            headroom_w=headroom,
+            service_power_w=dict(zip(ix.service_ids, svc_w.tolist(), strict=True)),
+            outlets_off=outlets_off,
+            power_event=power_event,
+        )
