@@ -28,6 +28,8 @@ _RULE_OF_PYDANTIC = {
     "extra_forbidden": "unknown-key",
     "missing": "missing-field",
     "string_pattern_mismatch": "bad-id",
+    "string_too_short": "bad-id",
+    "string_too_long": "bad-id",
     "literal_error": "not-allowed",
     "enum": "not-allowed",
     "value_error": "invalid-value",
@@ -80,7 +82,11 @@ def _path_of(loc: Sequence[int | str]) -> str:
 
 def _pydantic_problems(err: ValidationError) -> list[Problem]:
     problems = []
-    for e in err.errors(include_url=False):
+    errors = err.errors(include_url=False)
+    inner = {e["loc"][:n] for e in errors for n in range(len(e["loc"]))}
+    for e in errors:
+        if e["type"] == "too_short" and e["loc"] in inner:
+            continue  # "too few items" only because an item below already failed: noise
         rule = _rule_of(e["type"])
         msg = e["msg"]
         if rule == "unknown-key":
@@ -105,13 +111,13 @@ def _line_index(text: str) -> dict[str, int]:
     todo: list[tuple[str, yaml.Node]] = [("", root)] if root is not None else []
     while todo:
         path, node = todo.pop()
-        lines[path or "<root>"] = node.start_mark.line + 1
+        # A key's line beats its value's: "outlets:" is where an operator looks.
+        lines.setdefault(path or "<root>", node.start_mark.line + 1)
         if isinstance(node, yaml.MappingNode):
             for key, value in node.value:
                 child = f"{path}.{key.value}" if path else str(key.value)
                 lines[child] = key.start_mark.line + 1
                 todo.append((child, value))
-                lines[child] = key.start_mark.line + 1
         elif isinstance(node, yaml.SequenceNode):
             todo.extend((f"{path}[{i}]", item) for i, item in enumerate(node.value))
     return lines
@@ -138,8 +144,11 @@ def parse_text(text: str, file: str = "<string>") -> tuple[Any, list[Problem]]:
         mark = getattr(err, "problem_mark", None)
         line = getattr(err, "lineno", None) or (mark.line + 1 if mark is not None else None)
         return None, [Problem("<root>", "yaml-syntax", str(err).splitlines()[0], file=file, line=line)]
+    if data is None:
+        return None, [Problem("<root>", "empty-file", "the file holds no site", file=file, line=1)]
     if not isinstance(data, dict):
-        return None, [Problem("<root>", "wrong-type", "a site file must be a mapping", file=file, line=1)]
+        msg = f"a site file must be a mapping, not a {type(data).__name__}"
+        return None, [Problem("<root>", "wrong-type", msg, file=file, line=1)]
     return data, []
 
 

@@ -110,7 +110,8 @@ def _check_cycles(raw: Mapping[str, object], problems: list[Problem]) -> None:
                 if frozenset(cycle) not in reported:
                     reported.add(frozenset(cycle))
                     msg = "dependency cycle: " + " -> ".join(cycle)
-                    problems.append(Problem(f"services[{where[child]}].depends_on", "dependency-cycle", msg))
+                    # Reported at the edge that closes the cycle.
+                    problems.append(Problem(f"services[{where[node]}].depends_on", "dependency-cycle", msg))
             elif child in deps and not state.get(child):
                 state[child] = 1
                 stack.append((child, iter(deps[child])))
