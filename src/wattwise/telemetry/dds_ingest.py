@@ -6,7 +6,7 @@ first non-loopback interface, so every domain is created with ``loopback_config`
 only, no multicast, unicast peer 127.0.0.1 (see PEERS.md §8).
 """
 
-from __future__ import annotations
+# no ``from __future__ import annotations`` here: Cyclone resolves the IdlStruct field types at run time
 
 import asyncio
 import json
