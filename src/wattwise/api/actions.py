@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 def action_router(backend: ApiBackend, auth: Authenticator) -> APIRouter:
     """Operator actions under ``/api/v1``."""
     operator = Annotated[Actor, Depends(auth.require(Role.OPERATOR))]
-    router = APIRouter(prefix="/api/v1", tags=["operate"], responses=problem_doc(401, 403, 413, 422, 429))
+    router = APIRouter(prefix="/api/v1", tags=["operate"], responses=problem_doc(400, 401, 403, 413, 422, 429))
 
     @router.post("/mode", summary="Arm or disarm the controller", responses=problem_doc(409))
     async def set_mode(actor: operator, body: ModeRequest) -> ControllerStatus:
@@ -84,7 +84,7 @@ def action_router(backend: ApiBackend, auth: Authenticator) -> APIRouter:
 def token_router(backend: ApiBackend, auth: Authenticator, tokens: TokenStore) -> APIRouter:
     """Token management (admin only)."""
     admin = Annotated[Actor, Depends(auth.require(Role.ADMIN))]
-    router = APIRouter(prefix="/api/v1/tokens", tags=["admin"], responses=problem_doc(401, 403, 413, 422, 429))
+    router = APIRouter(prefix="/api/v1/tokens", tags=["admin"], responses=problem_doc(400, 401, 403, 413, 422, 429))
 
     @router.get("", summary="List tokens (never their secrets)")
     async def list_tokens(actor: admin) -> tuple[TokenInfo, ...]:

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -26,7 +26,7 @@ from wattwise.api.events import event_router
 from wattwise.api.limits import ApiLimits, GuardMiddleware
 from wattwise.api.routes import read_router
 from wattwise.api.schemas import Problem, Role
-from wattwise.api.security import Authenticator
+from wattwise.api.security import Authenticator, reject_unknown_query
 from wattwise.config import Settings
 
 logger = logging.getLogger(__name__)
@@ -75,6 +75,7 @@ def create_app(
         docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
+        dependencies=[Depends(reject_unknown_query)],
     )
     problems.install(app)
     auth = Authenticator(tokens)

@@ -9,6 +9,7 @@ answered with a bare 500.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -69,7 +70,26 @@ def _status_of(err: WattwiseError) -> int:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    return problem_response(exc.status_code, str(exc.detail or ""), request.url.path, dict(exc.headers or {}))
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        # Starlette lists only the first matching route's methods; list every documented one.
+        headers["Allow"] = ", ".join(_allowed_methods(request))
+    return problem_response(exc.status_code, str(exc.detail or ""), request.url.path, headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    app = request.app
+    table: list[tuple[re.Pattern[str], list[str]]] | None = getattr(app.state, "allowed_methods", None)
+    if table is None:
+        table = []
+        for template, ops in app.openapi().get("paths", {}).items():
+            pattern = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template))
+            # device ids may contain "/": those parameters match greedily
+            pattern = pattern.replace("devices/[^/]+", "devices/.+")
+            table.append((re.compile(f"^{pattern}$"), sorted(m.upper() for m in ops)))
+        app.state.allowed_methods = table
+    path = request.url.path
+    return sorted({m for rx, methods in table if rx.match(path) for m in methods})
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

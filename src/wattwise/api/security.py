@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-from fastapi import HTTPException, Security
+from fastapi import HTTPException, Request, Security
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from wattwise.api.auth import TokenStore, Verdict
@@ -41,3 +43,20 @@ class Authenticator:
             return Actor(name=record.name, role=record.role)
 
         return dependency
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    names = {p.alias for p in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+async def reject_unknown_query(request: Request) -> None:
+    """422 for query parameters a route does not declare (a typo must not be silently ignored)."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or not request.query_params:
+        return
+    unknown = sorted(set(request.query_params.keys()) - _query_names(route.dependant))
+    if unknown:
+        raise HTTPException(422, f"unknown query parameter(s): {', '.join(repr(u) for u in unknown[:5])}")
