@@ -292,9 +292,11 @@ function chart(fc, hist) {
   const pts = fc.points;
   const ts = [...hist.map((p) => p.t_s), ...pts.map((p) => p.t_s)];
   const vs = [...hist.map((p) => p.mean), ...pts.flatMap((p) => [p.lower, p.upper])];
-  if (fc.capacity !== null) vs.push(fc.capacity);
+  // Scale to the capacity only when it is near the forecast; far above, it would flatten the band.
+  const capOnScale = fc.capacity !== null && fc.capacity <= 2 * Math.max(...vs);
+  if (capOnScale) vs.push(fc.capacity);
   const t0 = Math.min(...ts), t1 = Math.max(...ts);
-  const v0 = Math.min(0, ...vs), v1 = Math.max(...vs) * 1.05 || 1;
+  const v0 = Math.min(0, ...vs), v1 = Math.max(...vs) * 1.1 || 1;
   const x = (t) => L + ((t - t0) / Math.max(t1 - t0, 1e-9)) * (W - L - R);
   const y = (v) => T + (1 - (v - v0) / Math.max(v1 - v0, 1e-9)) * (H - T - B);
   const s = svg("svg", { class: "chart", viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: "none", role: "img",
@@ -305,14 +307,14 @@ function chart(fc, hist) {
   s.append(svg("polygon", { class: "band", points: band.join(" "), "data-testid": "forecast-band" }));
   s.append(svg("polyline", { class: "mean", points: pts.map((p) => `${x(p.t_s)},${y(p.mean)}`).join(" ") }));
   if (hist.length) s.append(svg("polyline", { class: "hist", points: hist.map((p) => `${x(p.t_s)},${y(p.mean)}`).join(" ") }));
-  if (fc.capacity !== null) s.append(svg("line", { class: "cap", x1: L, x2: W - R, y1: y(fc.capacity), y2: y(fc.capacity) }));
+  if (capOnScale) s.append(svg("line", { class: "cap", x1: L, x2: W - R, y1: y(fc.capacity), y2: y(fc.capacity) }));
   const unit = fc.metric.endsWith("_w") ? fmtW : (v) => v.toFixed(2);
   for (const v of [v0, (v0 + v1) / 2, v1]) {
     const t = svg("text", { x: 4, y: y(v) + 4 }); t.textContent = unit(v); s.append(t);
   }
   const tl = svg("text", { x: x(fc.issued_t_s) - 12, y: H - 8 }); tl.textContent = "now"; s.append(tl);
   const te = svg("text", { x: W - R - 60, y: H - 8 }); te.textContent = "+" + fmtDur(t1 - fc.issued_t_s); s.append(te);
-  const cap = el("p", { class: "note", text: `${fc.model}, ${pct(fc.interval_frac)} interval (band)` + (fc.capacity !== null ? `, capacity ${unit(fc.capacity)} (dashed)` : "") });
+  const cap = el("p", { class: "note", text: `${fc.model}, ${pct(fc.interval_frac)} interval (band)` + (fc.capacity === null ? "" : capOnScale ? `, capacity ${unit(fc.capacity)} (dashed)` : `, capacity ${unit(fc.capacity)} (off scale)`) });
   return el("div", {}, s, cap);
 }
 
