@@ -8,7 +8,8 @@ How the state gets filled (all arrays are in :class:`~wattwise.decide.index.Site
   :meth:`PowerState.from_readings`, which maps site-model ids to rows: servers' ``power_w``,
   feeds' ``source_available``, ATS ``ats_source_index``, UPS ``battery_charge_frac`` and
   ``on_battery``, services' ``throttle_frac`` (0 when shed), PSUs' ``available`` and
-  ``output_power_w``. Missing readings fall back to safe defaults (server at peak power,
+  ``output_power_w``; racklets' ``cooling_capacity_w`` and ``leak_detected``; racks'
+  ``inlet_temp_c``. Missing readings fall back to safe defaults (server at peak power,
   feed available, ATS on its preferred source, battery full, service at full level).
 * **The twin** already holds the same quantities as arrays in site order and builds
   ``PowerState(index=..., server_power_w=..., ...)`` directly, without any id lookup.
@@ -130,6 +131,12 @@ class PowerState:
         psu_share_frac: Share of its bus's load each PSU carries now (None: equal share).
         efficiency: PSU efficiency curves (None: ``nominal_efficiency_frac`` everywhere).
         nominal_efficiency_frac: Efficiency used when no curve is given.
+        racklet_cooling_available_w: Cooling capacity each racklet module delivers now
+            (``cooling_capacity_w`` readings; None: rated capacity), W.
+        racklet_leak: Leak sensor wet per racklet.
+        racklet_isolated: Liquid loop isolated per racklet.
+        racklet_setpoint_c: Current inlet set-point per racklet (None: the site's), °C.
+        rack_inlet_c: Current inlet temperature per rack (None: at set-point), °C.
     """
 
     index: SiteIndex
@@ -144,6 +151,11 @@ class PowerState:
     psu_share_frac: FloatArray | None = None
     efficiency: EfficiencyCurves | None = None
     nominal_efficiency_frac: float = 0.94
+    racklet_cooling_available_w: FloatArray | None = None
+    racklet_leak: BoolArray | None = None
+    racklet_isolated: BoolArray | None = None
+    racklet_setpoint_c: FloatArray | None = None
+    rack_inlet_c: FloatArray | None = None
     _cache: dict[str, object] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -155,6 +167,11 @@ class PowerState:
             "ups_on_battery": (np.zeros(len(ix.ups_node), dtype=bool), bool),
             "service_level_frac": (np.ones(len(ix.service_ids)), np.float64),
             "psu_available": (np.ones(len(ix.psu_ids), dtype=bool), bool),
+            "racklet_cooling_available_w": (ix.racklet_cooling_capacity_w, np.float64),
+            "racklet_leak": (np.zeros(len(ix.racklet_ids), dtype=bool), bool),
+            "racklet_isolated": (np.zeros(len(ix.racklet_ids), dtype=bool), bool),
+            "racklet_setpoint_c": (ix.racklet_setpoint_inlet_c, np.float64),
+            "rack_inlet_c": (np.full(len(ix.rack_ids), np.nan), np.float64),
         }
         object.__setattr__(self, "server_power_w", _ro(self.server_power_w))
         for name, (default, dtype) in defaults.items():
@@ -202,6 +219,9 @@ class PowerState:
             service_level_frac=col(index.service_ids, "throttle_frac", np.ones(len(index.service_ids))),
             psu_available=col(index.psu_ids, "available", np.ones(len(index.psu_ids))) > 0.5,
             psu_share_frac=share,
+            racklet_cooling_available_w=col(index.racklet_ids, "cooling_capacity_w", index.racklet_cooling_capacity_w),
+            racklet_leak=col(index.racklet_ids, "leak_detected", np.zeros(len(index.racklet_ids))) > 0.5,
+            rack_inlet_c=col(index.rack_ids, "inlet_temp_c", np.full(len(index.rack_ids), np.nan)),
         )
 
 

@@ -76,7 +76,7 @@ def build_limits(state: PowerState, forecast: SiteForecast, fail_threshold: floa
     rl = np.where(ok_rack, ix.rack_racklet[np.maximum(ix.server_rack, 0)], -1)
     ok_rl = rl >= 0
     rl_m = sp.csr_matrix((np.ones(int(ok_rl.sum())), (rl[ok_rl], cols[ok_rl])), shape=(len(ix.racklet_ids), n_srv))
-    rl_power_cap, rl_cool_cap = _racklet_caps(ix, forecast, fail_threshold)
+    rl_power_cap, rl_cool_cap = _racklet_caps(state, forecast, fail_threshold)
     matrix = sp.vstack([chain.server_to_row, rack_m, rl_m, rl_m]).tocsr()
     cap = np.concatenate([chain.capacity_w, ix.rack_cooling_capacity_w, rl_power_cap, rl_cool_cap])
     load = matrix @ server_w
@@ -94,8 +94,12 @@ def build_limits(state: PowerState, forecast: SiteForecast, fail_threshold: floa
     return Limits(names, matrix, cap, load, server_w)
 
 
-def _racklet_caps(ix: SiteIndex, forecast: SiteForecast, threshold: float) -> tuple[FloatArray, FloatArray]:
-    """Racklet power capacity (N+1 over rectifiers; 0 when its failure is predicted) and cooling."""
+def _racklet_caps(state: PowerState, forecast: SiteForecast, threshold: float) -> tuple[FloatArray, FloatArray]:
+    """Racklet power capacity (N+1 over rectifiers) and cooling available now (0 if isolated).
+
+    Either is 0 once the module's failure is predicted (probability at ``threshold`` or more).
+    """
+    ix = state.index
     n_rl = len(ix.racklet_ids)
     n_server_bus = ix.n_bus - n_rl
     bus = ix.psu_bus - n_server_bus
@@ -104,7 +108,10 @@ def _racklet_caps(ix: SiteIndex, forecast: SiteForecast, threshold: float) -> tu
     largest = np.zeros(n_rl)
     np.maximum.at(largest, bus[m], ix.psu_rating_w[m])
     power = total - largest
-    cool = ix.racklet_cooling_capacity_w.copy()
+    assert state.racklet_cooling_available_w is not None
+    assert state.racklet_isolated is not None
+    cool = np.minimum(ix.racklet_cooling_capacity_w, state.racklet_cooling_available_w)
+    cool = np.where(state.racklet_isolated, 0.0, cool)
     if forecast.racklet_power_failure_prob is not None:
         power = np.where(forecast.racklet_power_failure_prob >= threshold, 0.0, power)
     if forecast.racklet_cooling_failure_prob is not None:
@@ -367,6 +374,8 @@ class _Planner:
 
     def decision(self) -> Decision:
         over = np.flatnonzero(self.load > self.lim.capacity_w + 1e-6)
+        cap = self.lim.capacity_w
+        frac = np.divide(self.load, cap, out=np.where(self.load > 0, np.inf, 0.0), where=cap > 0)
         reasons = [f"{len(self.moved)} migrations, {self.caps} caps (budget {self.p.max_migrations})"]
         reasons += self.reasons[:20] + [f"{self.lim.names[c]} still over capacity" for c in over[:20].tolist()]
         bad = bool(self.reasons) or len(over) > 0
@@ -375,7 +384,7 @@ class _Planner:
             status=DecisionStatus.INFEASIBLE if bad else DecisionStatus.OK,
             actions=tuple(self.actions),
             reasons=tuple(reasons),
-            predicted_effect={"max_load_frac": float(np.max(self.load / self.lim.capacity_w, initial=0.0))},
+            predicted_effect={"max_load_frac": float(np.max(frac, initial=0.0))},
             t_s=self.state.t_s,
         )
 
