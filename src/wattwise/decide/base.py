@@ -61,6 +61,7 @@ class SiteForecast:
         price_per_kwh: Energy price per future hour slot (slot 0 = now).
         carbon_g_per_kwh: Grid carbon intensity per future hour slot.
         slot_s: Length of one price/carbon slot, s.
+        processor_failure_prob: Predicted failure probability (PFP) per event processor.
     """
 
     horizon_s: float = 900.0
@@ -74,6 +75,7 @@ class SiteForecast:
     price_per_kwh: FloatArray | None = None
     carbon_g_per_kwh: FloatArray | None = None
     slot_s: float = 3600.0
+    processor_failure_prob: FloatArray | None = None
 
     def __post_init__(self) -> None:
         for name, value in self.__dict__.items():
