@@ -37,11 +37,15 @@ def validate(
             for p in problems:
                 style = "red" if p.severity is Severity.ERROR else "yellow"
                 # escape(): "[rule]" in a problem is text, not Rich markup.
-                console.print(f"[{style}]{escape(str(p))}[/{style}]", highlight=False)
+                console.print(f"[{style}]{escape(str(p))}[/{style}]", highlight=False, soft_wrap=True)
             if site is not None:
-                console.print(f"[green]{escape(str(path))}: ok[/green] ({_counts(site)})", highlight=False)
+                console.print(
+                    f"[green]{escape(str(path))}: ok[/green] ({_counts(site)})", highlight=False, soft_wrap=True
+                )
             else:
-                console.print(f"[red]{escape(str(path))}: {len(errors)} error(s)[/red]", highlight=False)
+                console.print(
+                    f"[red]{escape(str(path))}: {len(errors)} error(s)[/red]", highlight=False, soft_wrap=True
+                )
     if as_json:
         typer.echo(json.dumps(report, indent=2))
     raise typer.Exit(1 if failed else 0)
@@ -62,7 +66,7 @@ def summary(
     site, problems = check_file(site_path)
     if site is None:
         for p in problems:
-            console.print(f"[red]{escape(str(p))}[/red]", highlight=False)
+            console.print(f"[red]{escape(str(p))}[/red]", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
     graph = SiteGraph(site)
     server_w = graph.server_idle_w + 0.5 * (graph.server_peak_w - graph.server_idle_w)
@@ -99,7 +103,7 @@ def generate(
         out.write_text(site.model_dump_json(exclude_defaults=True))
     else:
         out.write_text(dump_site(site))
-    console.print(f"wrote {out}: {_counts(site)}", highlight=False)
+    console.print(f"wrote {escape(str(out))}: {_counts(site)}", highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
