@@ -48,6 +48,7 @@ class ChainIndex:
     n_pdu: int
     parent: IntArray
     preferred: IntArray
+    node_ids: tuple[str, ...]
 
     @property
     def ats0(self) -> int:
@@ -76,12 +77,19 @@ class ChainIndex:
             len(s.pdus),
             graph.node_parent.copy(),
             np.array([idx[a.preferred_source] for a in s.ats], dtype=np.int64),
+            graph.node_ids,
         )
 
 
 def _update_ats(ch: ChainState, ix: ChainIndex, feed_ok: BoolArray, dt_s: float, p: TwinParams) -> list[str]:
     """Transfer decisions of every ATS; returns event texts."""
     events: list[str] = []
+    if ix.n_ats == 0:
+        return events
+    settled = (ch.ats_active == ix.preferred) & (ch.ats_requested < 0) & feed_ok[ch.ats_active]
+    if settled.all():
+        ch.ats_return_s[:] = 0.0
+        return events
     ok = np.zeros(ix.n_feed + ix.n_ats, dtype=bool)
     ok[: ix.n_feed] = feed_ok
     for a in range(ix.n_ats):
@@ -107,7 +115,7 @@ def _update_ats(ch: ChainState, ix: ChainIndex, feed_ok: BoolArray, dt_s: float,
             ch.ats_active[a] = target
             ch.ats_transfer_left_s[a] = ch.ats_transfer_time_s[a]
             ch.ats_return_s[a] = 0.0
-            events.append(f"ats {a} transfer to node {target}")
+            events.append(f"{ix.node_ids[ix.ats0 + a]} transfers to {ix.node_ids[target]}")
     return events
 
 
@@ -115,6 +123,8 @@ def _update_generators(ch: ChainState, ix: ChainIndex, dt_s: float, p: TwinParam
     """Start generators that an ATS needs; stop them when none does."""
     events: list[str] = []
     grid_ok = ch.feed_available & ~ch.feed_tripped & ~ch.feed_is_generator
+    if (grid_ok | ch.feed_is_generator).all() and not ch.gen_running.any() and np.isinf(ch.gen_start_left_s).all():
+        return events  # every grid feed is up and no generator is running: nothing to decide
     needed = np.zeros(ix.n_feed, dtype=bool)
     for a in range(ix.n_ats):
         s0, s1 = (int(x) for x in ch.ats_sources[a])
@@ -128,7 +138,9 @@ def _update_generators(ch: ChainState, ix: ChainIndex, dt_s: float, p: TwinParam
     ch.gen_start_left_s = np.where(np.isfinite(ch.gen_start_left_s), ch.gen_start_left_s - dt_s, np.inf)
     ready = needed & (ch.gen_start_left_s <= 0) & ~ch.gen_failed
     for g in np.flatnonzero(ready & ~ch.gen_running):
-        events.append(f"generator {g} on load")
+        events.append(f"{ix.node_ids[g]} running and ready for load")
+    for g in np.flatnonzero(starting):
+        events.append(f"{ix.node_ids[g]} starting")
     ch.gen_running = (ch.gen_running | ready) & needed & ~ch.gen_failed
     ch.gen_start_left_s[~needed | ch.gen_running] = np.inf
     return events
@@ -166,9 +178,9 @@ def energize(ch: ChainState, ix: ChainIndex, dt_s: float, p: TwinParams) -> tupl
     return ups_dark, events
 
 
-def outlets_live(ch: ChainState, outlet_pdu: IntArray, outlet_phase: IntArray) -> BoolArray:
-    """Outlets that deliver power now."""
-    ch.outlet_ok = ch.phase_ok[outlet_pdu, outlet_phase] & ch.outlet_on
+def outlets_live(ch: ChainState, outlet_slot: IntArray) -> BoolArray:
+    """Outlets that deliver power now (``outlet_slot`` = PDU index × 3 + phase)."""
+    ch.outlet_ok = ch.phase_ok.ravel()[outlet_slot] & ch.outlet_on
     return ch.outlet_ok
 
 

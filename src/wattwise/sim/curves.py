@@ -97,9 +97,10 @@ def interp_rows(curves: FloatArray, u_frac: FloatArray) -> FloatArray:
     """Piecewise-linear value of each row's 11-point curve at its own load ``u_frac`` (0–1)."""
     x = np.clip(u_frac, 0.0, 1.0) * 10.0
     lo = np.minimum(x.astype(np.int64), 9)
-    frac = x - lo
-    rows = np.arange(len(curves))
-    return np.asarray(curves[rows, lo] + frac * (curves[rows, lo + 1] - curves[rows, lo]), dtype=np.float64)
+    flat = curves.ravel()
+    at = np.arange(0, curves.size, curves.shape[1] if curves.ndim == 2 else 11) + lo
+    y0 = flat[at]
+    return np.asarray(y0 + (x - lo) * (flat[at + 1] - y0), dtype=np.float64)
 
 
 @lru_cache(maxsize=1)
@@ -138,8 +139,10 @@ def efficiency_at(table: FloatArray, kind: npt.NDArray[np.int64], load_frac: Flo
     """Efficiency of each unit of curve ``kind`` at ``load_frac`` from a 201-point table (0–1)."""
     x = np.clip(load_frac, 0.0, 1.0) * 200.0
     lo = np.minimum(x.astype(np.int64), 199)
-    frac = x - lo
-    return np.asarray(table[kind, lo] + frac * (table[kind, lo + 1] - table[kind, lo]), dtype=np.float64)
+    at = kind * table.shape[1] + lo
+    flat = table.ravel()
+    y0 = flat[at]
+    return np.asarray(y0 + (x - lo) * (flat[at + 1] - y0), dtype=np.float64)
 
 
 def ups_curve_table(names: list[str]) -> FloatArray:

@@ -30,6 +30,7 @@ class Outcome:
         feed_trips: Feed main breakers that tripped.
         ups_overload_s: UPS-seconds above rated output.
         thermal_trips: Servers that tripped on inlet temperature.
+        thermal_throttle_s: Server-seconds throttled by inlet temperature.
         leak_trips: Servers forced off by an un-isolated leak.
         psu_failures: PSUs that failed (degradation reached 1.0).
         psu_ocp_trips: PSUs latched off by over-current protection.
@@ -64,6 +65,7 @@ class Outcome:
     feed_trips: int
     ups_overload_s: float
     thermal_trips: int
+    thermal_throttle_s: float
     leak_trips: int
     psu_failures: int
     psu_ocp_trips: int
@@ -115,6 +117,7 @@ class Tally:
     feed_trips: int = 0
     ups_overload_s: float = 0.0
     thermal_trips: int = 0
+    thermal_throttle_s: float = 0.0
     leak_trips: int = 0
     psu_failures: int = 0
     psu_ocp_trips: int = 0

@@ -60,13 +60,15 @@ def server_power(srv: ServerState, demand_frac: FloatArray, p: TwinParams) -> No
 
 def share_bus(psu: PsuState, bus_w: FloatArray, n_bus: int) -> None:
     """Split each bus's load between its live PSUs by set-point weight."""
-    w = np.where(psu.alive, psu.weight_w, 0.0)
-    wsum = np.bincount(psu.bus, weights=w, minlength=n_bus)
-    n_alive = np.bincount(psu.bus, weights=psu.alive.astype(np.float64), minlength=n_bus)
-    by_weight = w / np.maximum(wsum[psu.bus], 1e-12)
-    equal = psu.alive / np.maximum(n_alive[psu.bus], 1.0)
-    share = np.where(wsum[psu.bus] > 0, by_weight, equal)
-    psu.output_w = bus_w[psu.bus] * share
+    w = psu.weight_w * psu.alive
+    wsum = np.bincount(psu.bus, weights=w, minlength=n_bus)[psu.bus]
+    unweighted = (wsum <= 0) & psu.alive
+    if unweighted.any():
+        # Only hot-standby units are left on these buses: they share equally.
+        n_alive = np.bincount(psu.bus[unweighted], minlength=n_bus)[psu.bus]
+        w = np.where(unweighted, 1.0, w)
+        wsum = np.where(unweighted, n_alive, wsum)
+    psu.output_w = bus_w[psu.bus] * w / np.maximum(wsum, 1e-12)
 
 
 def psu_input(psu: PsuState, inlet_c: FloatArray, dt_s: float, p: TwinParams) -> int:

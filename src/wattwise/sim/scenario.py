@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from wattwise.errors import ConfigError
 from wattwise.model.generate import SiteSpec, generate_site
 from wattwise.model.loader import load_site
-from wattwise.model.site import Site
+from wattwise.model.site import Racklet, Site
 
 NonNeg = Annotated[float, Field(ge=0.0)]
 Pos = Annotated[float, Field(gt=0.0)]
@@ -212,9 +212,27 @@ def scenario_site(sc: Scenario) -> Site:
         base = Path(sc.source_file).parent if sc.source_file else Path.cwd()
         site = load_site((base / sc.site).resolve())
     else:
-        spec = SiteSpec(**sc.generate)  # type: ignore[arg-type]
-        site = generate_site(spec)
+        gen = dict(sc.generate or {})
+        unknown = sorted(set(gen) - set(SiteSpec.__dataclass_fields__))
+        if unknown:
+            raise ConfigError(f"{sc.source_file or sc.name}: generate: unknown field(s) {unknown}")
+        site = generate_site(SiteSpec(**gen))  # type: ignore[arg-type]
     return apply_overrides(site, sc)
+
+
+def _override(dev: object, ov: CapacityOverride, where: str) -> object:
+    """One device with the override's fields applied (racklets: cooling capacity)."""
+    fields = ov.model_dump(exclude_none=True)
+    if isinstance(dev, Racklet):
+        if set(fields) != {"cooling_capacity_w"}:
+            raise ConfigError(f"{where}: a racklet takes only cooling_capacity_w")
+        cooling = dev.cooling.model_copy(update={"capacity_w": fields["cooling_capacity_w"]})
+        return dev.model_copy(update={"cooling": cooling})
+    model_fields = type(dev).model_fields  # type: ignore[attr-defined]
+    bad = sorted(k for k in fields if k not in model_fields)
+    if bad:
+        raise ConfigError(f"{where}: {', '.join(bad)} does not apply to this device")
+    return dev.model_copy(update=fields)  # type: ignore[attr-defined]
 
 
 def apply_overrides(site: Site, sc: Scenario) -> Site:
@@ -223,16 +241,12 @@ def apply_overrides(site: Site, sc: Scenario) -> Site:
         return site
     left = dict(sc.overrides)
     groups: dict[str, object] = {}
-    for group in ("feeds", "ats", "ups", "pdus", "racks"):
+    for group in ("feeds", "ats", "ups", "pdus", "racks", "racklets"):
         items = list(getattr(site, group))
         for i, dev in enumerate(items):
             ov = left.pop(dev.id, None)
-            if ov is None:
-                continue
-            update = {k: v for k, v in ov.model_dump(exclude_none=True).items() if k in type(dev).model_fields}
-            if len(update) != len(ov.model_dump(exclude_none=True)):
-                raise ConfigError(f"{sc.source_file}: overrides.{dev.id}: a field does not apply to this device")
-            items[i] = dev.model_copy(update=update)
+            if ov is not None:
+                items[i] = _override(dev, ov, f"{sc.source_file}: overrides.{dev.id}")
         groups[group] = tuple(items)
     if left:
         raise ConfigError(f"{sc.source_file}: overrides: unknown device id(s) {sorted(left)}")

@@ -150,6 +150,7 @@ class CoolingState:
     rl_leak: BoolArray
     rl_leak_s: FloatArray
     rl_isolated: BoolArray
+    server_trip_c: FloatArray | None = None
 
 
 @dataclass

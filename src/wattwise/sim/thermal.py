@@ -55,19 +55,29 @@ def thermal_step(c: CoolingState, srv: ServerState, dt_s: float, p: TwinParams) 
     target = c.rack_setpoint_c + p.thermal_rise_c * excess / np.maximum(rated, 1.0)
     c.rack_inlet_c += (target - c.rack_inlet_c) * (1.0 - np.exp(-dt_s / p.thermal_tau_s))
     inlet = np.where(ok, c.rack_inlet_c[np.maximum(srv.rack, 0)], 20.0)
-    trip_c = srv.max_inlet_c + p.throttle_margin_c
-    if len(c.rl_trip_c):
-        rl_of_server = np.where(ok, c.rack_racklet[np.maximum(srv.rack, 0)], -1)
-        trip_c = np.where(rl_of_server >= 0, c.rl_trip_c[np.maximum(rl_of_server, 0)], trip_c)
+    trip_c = _server_trip_c(c, srv, p)
     srv.thermal_throttled = inlet > srv.max_inlet_c
     new_trip = srv.powered & ~srv.thermal_tripped & (inlet > trip_c)
     srv.thermal_tripped = (srv.thermal_tripped | new_trip) & ~(inlet < srv.max_inlet_c - 5.0)
     return int(new_trip.sum()), _leaks(c, srv, dt_s, p)
 
 
+def _server_trip_c(c: CoolingState, srv: ServerState, p: TwinParams) -> FloatArray:
+    """Inlet temperature at which each server trips (racklet trip point, else max inlet + margin)."""
+    if c.server_trip_c is not None and len(c.server_trip_c) == len(srv.rack):
+        return c.server_trip_c
+    ok = srv.rack >= 0
+    trip_c = srv.max_inlet_c + p.throttle_margin_c
+    if len(c.rl_trip_c):
+        rl_of_server = np.where(ok, c.rack_racklet[np.maximum(srv.rack, 0)], -1)
+        trip_c = np.where(rl_of_server >= 0, c.rl_trip_c[np.maximum(rl_of_server, 0)], trip_c)
+    c.server_trip_c = np.asarray(trip_c, dtype=np.float64)
+    return c.server_trip_c
+
+
 def _leaks(c: CoolingState, srv: ServerState, dt_s: float, p: TwinParams) -> int:
     """Count leak time; force racklet servers off when a leak stays un-isolated too long."""
-    if not len(c.rl_leak):
+    if not c.rl_leak.any() and not srv.leak_tripped.any():
         return 0
     c.rl_leak_s = np.where(c.rl_leak & ~c.rl_isolated, c.rl_leak_s + dt_s, c.rl_leak_s)
     forced = c.rl_leak & (c.rl_leak_s >= p.leak_grace_s)

@@ -29,7 +29,7 @@ from wattwise.sim.outcome import TIERS, Outcome, Tally, Timeline
 from wattwise.sim.params import TwinParams
 from wattwise.sim.snapshot import TwinSnapshot, take_snapshot
 from wattwise.sim.state import build_chain, build_cooling, build_psus, build_servers, build_work, wsum
-from wattwise.sim.traces import smd_shapes, trace_bank
+from wattwise.sim.traces import TraceCursor, smd_shapes, trace_bank
 
 logger = logging.getLogger(__name__)
 
@@ -84,17 +84,21 @@ class Twin:
         self.cool = build_cooling(site)
         self.work = build_work(site, g, seed)
         self.bank = trace_bank()
+        self.cursor = TraceCursor(self.bank)
         self.shapes = smd_shapes()
         self.feed_capacity_w = np.array([f.capacity_w for f in site.feeds], dtype=np.float64)
         self.n_bus = len(g.bus_ids)
         self._psu_rack = self._psu_racks()
+        self._outlet_slot = g.outlet_pdu * 3 + g.outlet_phase
         self.tally = Tally(n_phase=3 * len(site.pdus))
         self.timeline: Timeline | None = Timeline(tuple(f.id for f in site.feeds), tuple(u.id for u in site.ups))
         if not record_timeline:
             self.timeline = None
         self.pending: list[Action] = []
+        self._ups_words: list[str] = []
         self.events: list[tuple[float, str]] = []
         self.phase_trip_age_s = np.zeros((len(site.pdus), 3))
+        self.feed_trip_age_s = np.zeros(len(site.feeds))
         self.it_power_w = 0.0
         self.loss_psu_w = 0.0
         self.loss_ups_w = 0.0
@@ -127,7 +131,7 @@ class Twin:
     def _advance(self, dt: float, account: bool) -> None:
         p, srv, psu, ch, ws, g = self.params, self.srv, self.psu, self.ch, self.work, self.graph
         ups_dark, texts = chain.energize(ch, self.ix, dt, p)
-        outlet_ok = chain.outlets_live(ch, g.outlet_pdu, g.outlet_phase)
+        outlet_ok = chain.outlets_live(ch, self._outlet_slot)
         bus_ok = power.bus_alive(psu, outlet_ok, self.n_bus)
         now = np.where(srv.bus >= 0, bus_ok[np.maximum(srv.bus, 0)], False) & ~srv.thermal_tripped & ~srv.leak_tripped
         came_up = now & ~srv.powered
@@ -136,7 +140,7 @@ class Twin:
         srv.powered = now
         disrupted = work.update_running(ws, srv, dt, p)
         done, gib, aborted = work.step_migrations(ws, srv, dt)
-        work.demand(ws, self.bank, self.t_s)
+        work.demand(ws, self.cursor, self.t_s)
         power.server_power(srv, work.server_demand(ws, len(srv.powered)), p)
         has_bus = srv.bus >= 0
         bus_w = wsum(srv.bus[has_bus], srv.power_w[has_bus], self.n_bus)
@@ -158,7 +162,9 @@ class Twin:
         self.loss_psu_w = float((psu.input_w - psu.output_w).sum())
         self.loss_ups_w = float((ch.ups_input_w + ch.ups_battery_w - ch.ups_output_w - 0.9 * ch.ups_charge_w).sum())
         if not account:
+            self._ups_words = self._ups_state()
             return
+        self._ups_events()
         for text in texts:
             self._event(text)
         for i in np.flatnonzero(new_phase.ravel()):
@@ -204,6 +210,7 @@ class Twin:
         t.energy_cost += float((feed_w * ch.price_per_kwh).sum()) * dt / 3.6e6
         t.carbon_g += float((feed_w * ch.carbon_g_per_kwh).sum()) * dt / 3.6e6
         t.server_down_s += float((~srv.powered).sum()) * dt
+        t.thermal_throttle_s += float((srv.thermal_throttled & srv.powered).sum()) * dt
         t.psu_failures = int(psu.failed.sum())
         mig = ws.wl_mig_dest >= 0
         if mig.any():
@@ -262,6 +269,28 @@ class Twin:
             self.ch.phase_tripped &= ~reset
             self.ch.phase_heat[reset] = 0.0
             self._event(f"{int(reset.sum())} breaker(s) reset by technician")
+        self.feed_trip_age_s = np.where(self.ch.feed_tripped, self.feed_trip_age_s + dt, 0.0)
+        for f in np.flatnonzero(self.feed_trip_age_s >= BREAKER_RESET_S):
+            self.ch.feed_tripped[f] = False
+            self.ch.feed_heat[f] = 0.0
+            self._event(f"feed {self.ids['feed'][f]} main breaker reset by technician")
+
+    def _ups_state(self) -> list[str]:
+        ch = self.ch
+        full = np.maximum(ch.ups_battery_wh * ch.ups_soh_frac, 1e-9)
+        low = ch.ups_energy_wh / full < ch.ups_low_frac
+        return [
+            "OFF" if off else ("OB" if ob else "OL") + (" LB" if lb else "") + (" BYPASS" if byp else "")
+            for off, ob, lb, byp in zip(ch.ups_off, ch.ups_on_battery, low, ch.ups_bypass, strict=True)
+        ]
+
+    def _ups_events(self) -> None:
+        """Log UPS status transitions (OL → OB → OB LB → OFF and back)."""
+        words = self._ups_state()
+        for uid, old, new in zip(self.ids["ups"], self._ups_words, words, strict=True):
+            if old != new:
+                self._event(f"{uid} {old} -> {new}")
+        self._ups_words = words
 
     def _event(self, text: str) -> None:
         self.events.append((self.t_s, text))

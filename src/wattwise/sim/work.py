@@ -20,17 +20,16 @@ import numpy.typing as npt
 
 from wattwise.sim.params import TwinParams
 from wattwise.sim.state import ServerState, WorkState, wsum
-from wattwise.sim.traces import TraceBank
+from wattwise.sim.traces import TraceCursor
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 MIGRATION_COPY_OVERHEAD_FRAC = 0.1
 
 
-def demand(ws: WorkState, bank: TraceBank, t_s: float) -> None:
+def demand(ws: WorkState, cursor: TraceCursor, t_s: float) -> None:
     """Update each workload's CPU demand (share of its server) from its trace."""
-    cpu, _ = bank.at(ws.wl_row, t_s + ws.wl_phase_s)
-    norm = np.clip(cpu / np.maximum(bank.mean_cpu_frac[ws.wl_row], 0.02), 0.0, 3.0)
+    norm = cursor.norm_cpu(ws.wl_row, t_s + ws.wl_phase_s)
     ws.wl_demand_frac = ws.wl_cpu_frac * norm * ws.wl_surge * ws.svc_throttle_frac[ws.wl_service]
 
 
