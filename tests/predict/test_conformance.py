@@ -20,14 +20,16 @@ FACTORIES: dict[str, Callable[[int], Forecaster]] = {
     "seasonal_naive_day": lambda seed: SeasonalNaiveForecaster(DAY_S, max_horizon_s=H_S, seed=seed),
     "holt_winters": lambda seed: HoltWintersForecaster(DAY_S, max_horizon_s=H_S, seed=seed),
     "ewma": lambda seed: HoltWintersForecaster(None, max_horizon_s=H_S, seed=seed),
-    "lightgbm": lambda seed: LightGbmForecaster(max_horizon_s=H_S, n_estimators=40, seed=seed),
+    "lightgbm": lambda seed: LightGbmForecaster(
+        max_horizon_s=H_S, n_estimators=40, max_rows=5000, num_threads=1, seed=seed
+    ),
 }
 
 
 def _lstm_factory(seed: int) -> Forecaster:
     from wattwise.predict.lstm import LstmForecaster
 
-    return LstmForecaster(max_horizon_s=H_S, epochs=2, hidden=8, seed=seed)
+    return LstmForecaster(max_horizon_s=H_S, epochs=2, hidden=8, max_windows=500, num_threads=1, seed=seed)
 
 
 try:

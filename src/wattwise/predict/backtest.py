@@ -19,6 +19,7 @@ import numpy as np
 
 from wattwise.errors import PredictionError
 from wattwise.predict.base import FloatArray, ForecastPaths, Series, TrainingRange
+from wattwise.predict.series import to_grid
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,9 @@ def score_paths(
 ) -> PathScore:
     """Score the column of ``paths`` at ``lead_s`` against ``series`` on the test range only.
 
+    The series is put on the forecast grid (step = the first lead); only grid points that
+    hold a measured sample are scored (filled gaps are not).
+
     Raises:
         PredictionError: The model's training range reaches into the test range, a
             target falls before the test range, or the lead is not in ``paths``.
@@ -88,16 +92,15 @@ def score_paths(
     if hit.size == 0:
         raise PredictionError(f"lead {lead_s} s not among the forecast leads")
     j = int(hit[0])
+    step_s = float(paths.lead_s[0]) if paths.lead_s.shape[0] else series.step_s
+    grid = to_grid(series, step_s, max_fill_steps=len(series), min_points=1)
     target = paths.origin_t_s + lead_s
-    idx = np.searchsorted(series.t_s, target)
-    ok = idx < len(series)
-    step_s = series.step_s
-    ok[ok] &= np.abs(series.t_s[idx[ok]] - target[ok]) < step_s / 2
-    ok &= target <= split.test_end_s
-    ok[ok] &= np.isfinite(series.value[idx[ok]])
+    idx = np.rint((target - grid.t0_s) / step_s).astype(np.int64)
+    ok = (idx >= 0) & (idx < grid.value.shape[0]) & (target <= split.test_end_s)
+    ok[ok] &= grid.observed[idx[ok]]
     if np.any(target[ok] < split.test_start_s):
         raise PredictionError("a scored target lies before the test range")
-    y = series.value[idx[ok]]
+    y = grid.value[idx[ok]]
     point, lo, hi = paths.point[ok, j], paths.lower[ok, j], paths.upper[ok, j]
     if y.size == 0:
         raise PredictionError(f"no target in the test range at lead {lead_s} s")

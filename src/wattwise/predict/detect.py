@@ -65,7 +65,7 @@ def _trailing_mean(x: FloatArray, window: int) -> FloatArray:
     return out
 
 
-class _Threshold:
+class TrainingThreshold:
     """Alarm threshold fixed on training scores, and the logistic failure probability around it.
 
     The threshold is the lowest training-score quantile (scanning down from the top) whose
@@ -81,6 +81,7 @@ class _Threshold:
         self.value = float("nan")
 
     def fit(self, train_scores: FloatArray, sample_s: float) -> None:
+        """Fix the threshold from training scores sampled every ``sample_s`` seconds."""
         self.sample_s = sample_s if sample_s > 0 else self.sample_s
         days = max(train_scores.shape[0] * self.sample_s / 86_400.0, 1e-9)
         chosen = float(np.max(train_scores))
@@ -94,6 +95,7 @@ class _Threshold:
             self.value = 1.0
 
     def prob(self, score: FloatArray) -> FloatArray:
+        """Failure probability (0-1) of each score: 0.5 at the threshold."""
         z = np.clip((score - self.value) / (0.25 * self.value), -50.0, 50.0)
         out: FloatArray = 1.0 / (1.0 + np.exp(-z))
         return out
@@ -131,7 +133,7 @@ class RobustZScoreDetector:
         self._median = np.zeros(0)
         self._scale = np.zeros(0)
         self._signals: tuple[str, ...] | None = None
-        self._threshold = _Threshold(quantile, margin, fa_budget_per_day, 60.0)
+        self._threshold = TrainingThreshold(quantile, margin, fa_budget_per_day, 60.0)
 
     def _z(self, values: FloatArray) -> FloatArray:
         out: FloatArray = np.abs(_ffill(values, self._median) - self._median) / self._scale
@@ -200,7 +202,7 @@ class PcaInstabilityDetector:
         self._z = RobustZScoreDetector(min_scale_frac=min_scale_frac)
         self._basis = np.zeros((0, 0))
         self._signals: tuple[str, ...] | None = None
-        self._threshold = _Threshold(quantile, margin, fa_budget_per_day, 60.0)
+        self._threshold = TrainingThreshold(quantile, margin, fa_budget_per_day, 60.0)
 
     def _residual(self, values: FloatArray) -> FloatArray:
         x = (_ffill(values, self._z._median) - self._z._median) / self._z._scale
@@ -209,6 +211,8 @@ class PcaInstabilityDetector:
 
     def fit(self, train: Frame) -> None:
         """Fit scaling and the principal subspace, then the threshold, on ``train`` only."""
+        if len(train.signals) < 2:
+            raise PredictionError("PCA residual needs at least 2 signals; use RobustZScoreDetector")
         self._z.fit(train)
         values = _check(train, None, 10)
         x = (_ffill(values, self._z._median) - self._z._median) / self._z._scale

@@ -1,0 +1,235 @@
+"""Prediction backtest: one command, held-out ranges only, report + plots.
+
+    .venv/bin/python bench/backtest.py            # writes bench/reports/prediction.md + PNGs
+
+Every model is fitted on a training range and scored on a later, disjoint test range
+(rolling origins inside the test range; each forecast uses only data up to its origin).
+Hyper-parameters and thresholds are constructor defaults fixed in the code, never tuned on
+a test range. Every figure is printed with its baseline measured in the same run.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import predict_detect
+import predict_forecast as pf
+import predict_power
+from predict_data import google_pdus, lumi_power_w
+
+REPORTS = Path(__file__).resolve().parent / "reports"
+SEED = 0
+H1, H24 = 3600.0, 86_400.0
+
+
+def _md(df: pd.DataFrame, floatfmt: str = ".3f") -> list[str]:
+    cols = list(df.columns)
+    out = ["| " + " | ".join(cols) + " |", "|---" * len(cols) + "|"]
+    for _, r in df.iterrows():
+        cells = [format(v, floatfmt) if isinstance(v, float) else str(v) for v in r]
+        out.append("| " + " | ".join(cells) + " |")
+    return out
+
+
+def demand_section(lines: list[str]) -> None:
+    google = [pf.run_series(k, s, (H1, H24), 0.25, SEED) for k, s in google_pdus().items()]
+    pdus = google_pdus()
+    lumi_s = lumi_power_w()
+    lumi = [pf.run_series("LUMI", lumi_s, (H1, H24), 0.25, SEED)]
+    results = google + lumi
+    shipped = pf.shipped_models(results, (H1, H24))
+    r0 = google[0]
+    lines += [
+        "## 1. Demand forecasts",
+        "",
+        "Split: the last quarter of each series is the test range (Google cell a: last ~7.75 days of May 2019;",
+        "LUMI: last ~30 days). Models are fitted on the first three quarters (of which the last quarter is the",
+        "split-conformal calibration tail), then forecast from every 5-/10-min origin of the test range.",
+        f"Google {r0.name}: train {len(r0.split.train)} samples, test starts at t={r0.split.test_start_s:.0f} s.",
+        "Targets scored only inside the test range (`score_paths` raises otherwise).",
+        "",
+        "### 1a. Google PowerData2019 cell a (5 PDUs, 5-min) — goal: ≥25 % lower MAPE than the best naive",
+    ]
+    lines += pf.table(google, (H1, H24), {H1: 0.25, H24: 0.25})
+    lines += [
+        "",
+        "### 1b. LUMI system power (10-min) — goals: 1 h ≥25 % below persistence; day-ahead ≥30 % below daily naive",
+        "",
+    ]
+    lumi_r = lumi[0]
+    lines += pf.table(lumi, (H1, H24), {H1: 0.25, H24: 0.30})
+    p1 = lumi_r.scores["persistence"][H1].mape_pct
+    d24 = lumi_r.scores["same time yesterday"][H24].mape_pct
+    bl1, bl24 = lumi_r.best_learned(H1), lumi_r.best_learned(H24)
+    lines += [
+        "",
+        f"LUMI against the goal's own baselines: 1 h {bl1} {lumi_r.scores[bl1][H1].mape_pct:.2f} % vs persistence "
+        f"{p1:.2f} % ({1 - lumi_r.scores[bl1][H1].mape_pct / p1:+.1%}, goal ≥25 %); day-ahead {bl24} "
+        f"{lumi_r.scores[bl24][H24].mape_pct:.2f} % vs daily naive {d24:.2f} % "
+        f"({1 - lumi_r.scores[bl24][H24].mape_pct / d24:+.1%}, goal ≥30 %).",
+        "",
+        "### 1c. Which model ships (a learned model only where it beats the best naive on the test range)",
+        "",
+        "| series | lead | ships |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {k[0]} | {k[1] / 3600:g} h | {v} |" for k, v in shipped.items()]
+    lines += [
+        "",
+        "### 1d. 95 % intervals (split conformal) — goal: coverage 93–97 %, narrower than conformal naive",
+        "",
+    ]
+    lines += pf.interval_rows(results, (H1, H24), shipped)
+    lines += [
+        "",
+        "Fit + backtest time per model (s): "
+        + "; ".join(f"{r.name}: " + ", ".join(f"{k} {v:.1f}" for k, v in r.fit_s.items()) for r in results),
+        "",
+    ]
+    for series, res, unit, tag in (
+        (pdus[r0.name], r0, "power / capacity", "google_" + r0.name),
+        (lumi_s, lumi_r, "W", "lumi"),
+    ):
+        for lead in (H1, H24):
+            model = shipped[(res.name, lead)]
+            png = REPORTS / f"prediction_{tag}_{int(lead / 3600)}h.png"
+            pf.plot_band(series, res, model, lead, png, unit, days=3.0)
+            lines.append(f"![{res.name} {lead / 3600:g} h]({png.name})")
+    lines.append("")
+
+
+def power_section(lines: list[str]) -> None:
+    ev = predict_power.evaluate(SEED)
+    per = ev.per_server
+    lines += [
+        "## 2. Workload-signature power model (SPECpower_ssj2008) — goal: MAPE ≤5 % on held-out servers",
+        "",
+        "Leave-one-server-out over the 25 full 11-point curves: the shape is fitted on 24 curves and the 25th",
+        "server is predicted from its datasheet idle and 100 % watts only; MAPE over its 10–90 % points.",
+        "Two shape variants were compared under this same leave-one-out (the variant choice therefore saw these",
+        "results); the linear idle→peak model is the baseline.",
+        "",
+        "| model | mean MAPE % | median MAPE % | max MAPE % | servers ≤5 % |",
+        "|---|---|---|---|---|",
+    ]
+    for col, label in (
+        ("learned_mape_pct", "shape ~ idle/peak (shipped)"),
+        ("median_shape_mape_pct", "median shape"),
+        ("linear_mape_pct", "linear (baseline)"),
+    ):
+        v = per[col]
+        lines.append(f"| {label} | {v.mean():.2f} | {v.median():.2f} | {v.max():.2f} | {int((v <= 5).sum())}/25 |")
+    met = per["learned_mape_pct"].mean() <= 5.0
+    lines += [
+        "",
+        f"Goal (mean ≤5 %): {'met' if met else 'NOT met'}.",
+        "",
+        "Aggregation (semi-synthetic: real PlanetLab CPU traces drive each held-out server; 'actual' is its own",
+        "SPECpower curve, 'predicted' the leave-one-out model), MAPE of the summed power:",
+        "",
+    ]
+    lines += _md(ev.rack)
+    lines += [
+        "",
+        "Memory, network, storage and ambient terms exist (non-negative least squares on measured power) but no",
+        "data set here pairs them with measured server power, so they are tested on synthetic data only.",
+        "",
+    ]
+
+
+def detect_section(lines: list[str]) -> None:
+    smd = predict_detect.smd(SEED)
+    aws = predict_detect.nab_aws(SEED)
+    lines += [
+        "## 3. Instability / anomaly detection — goal: event recall ≥0.90, ≤0.5 false-alarm events per machine-day,",
+        "median detection delay ≤3 samples (point-wise F1 reported; no point-adjusted F1)",
+        "",
+        "Thresholds are fixed on each machine's training range (SMD train half; NAB first 15 %) as the lowest",
+        "training-score quantile whose alarm runs stay within 0.25 per day on training data.",
+        "",
+    ]
+    for title, df in (("SMD (8 machines, 1-min)", smd), ("NAB AWS CloudWatch (17 series, 5-min)", aws)):
+        lines += [f"### {title}", ""]
+        summary = []
+        for det, g in df.groupby("detector", sort=False):
+            ev, dt = int(g["events"].sum()), int(g["detected"].sum())
+            delays = [d for ds in g["all_delays"] for d in ds]
+            fa_day = g["false_alarm_events"].sum() / g["days"].sum()
+            med = float(np.median(delays)) if delays else float("nan")
+            rec = dt / ev if ev else float("nan")
+            summary.append(
+                {
+                    "detector": det,
+                    "events": ev,
+                    "detected": dt,
+                    "event_recall": rec,
+                    "false_alarms_per_day": fa_day,
+                    "median_delay_samples": med,
+                    "mean_point_f1": float(g["point_f1"].mean()),
+                    "goal": "met" if rec >= 0.9 and fa_day <= 0.5 and med <= 3 else "NOT met",
+                }
+            )
+        lines += _md(pd.DataFrame(summary))
+        lines += ["", "<details><summary>per series</summary>", ""]
+        lines += _md(df.drop(columns=["all_delays", "false_alarm_events", "days"]))
+        lines += ["", "</details>", ""]
+
+
+def failure_section(lines: list[str]) -> None:
+    df = predict_detect.nab_failures(SEED)
+    caught, total = int(df["caught_at_lead"].sum()), int(df["failures_in_test"].sum())
+    fa = df["false_alarm_events"].sum() / df["device_days"].sum() * 100
+    lines += [
+        "## 4. Failure prediction — goal: recall ≥0.85 at ≥10 min lead, ≤1 false alarm per 100 device-days",
+        "",
+        "NAB realKnownCause: every labelled anomaly is treated as a failure event; the threshold is fixed on the",
+        "first 15 % of each series; a failure is caught when an alarm fires inside its NAB window at least",
+        "10 min before the labelled time. Alarm runs outside every window are false alarms.",
+        "",
+    ]
+    lines += _md(df, ".2f")
+    lines += [
+        "",
+        f"Total: recall {caught}/{total} = {caught / max(total, 1):.2f} at ≥10 min lead; {fa:.1f} false alarms per",
+        f"100 device-days. Goal: {'met' if caught / max(total, 1) >= 0.85 and fa <= 1 else 'NOT met'}.",
+        "No learned failure predictor is shipped: with 10 labelled failures in 4 series there is nothing to",
+        "train and test a supervised model on honestly. Twin degradation scenarios (src/wattwise/sim) were not",
+        "used in this run.",
+        "",
+    ]
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    REPORTS.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    lines = ["# Prediction backtest", "", "Produced by `.venv/bin/python bench/backtest.py` (seed 0).", ""]
+    sections = [
+        ("demand", demand_section),
+        ("power", power_section),
+        ("detect", detect_section),
+        ("failure", failure_section),
+    ]
+    timings = []
+    for name, fn in sections:
+        ts = time.perf_counter()
+        fn(lines)
+        timings.append(f"{name} {time.perf_counter() - ts:.0f} s")
+        print(f"{name}: done in {time.perf_counter() - ts:.1f} s", flush=True)
+    total = time.perf_counter() - t0
+    lines.insert(3, f"Run time: {total:.0f} s on this machine ({', '.join(timings)}).")
+    (REPORTS / "prediction.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    print(f"\nwrote {REPORTS / 'prediction.md'} in {total:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
