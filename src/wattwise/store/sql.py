@@ -186,9 +186,13 @@ def training_rows(run: Run, start_s: float, end_s: float, metrics: Sequence[str]
     )
 
 
+_QUALITY = {q.value: q for q in Quality}
+
+
 def latest_readings(rows: Iterable[Row]) -> list[Reading]:
-    """Rows ``(device_id, metric, value, t_s, quality)`` as readings."""
-    return [Reading(str(d), str(m), float(v), float(t), Quality(q)) for d, m, v, t, q in rows]
+    """Rows ``(device_id, metric, value, t_s, quality)`` as readings, ordered by device and metric."""
+    q = _QUALITY
+    return [Reading(d, m, float(v), float(t), q[s]) for d, m, v, t, s in sorted(rows, key=lambda r: (r[0], r[1]))]
 
 
 def retention(run: Run, now_s: float, raw_keep_s: float, step_s: float, rollup_keep_s: float) -> RetentionResult:
