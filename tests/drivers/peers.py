@@ -28,3 +28,73 @@ def running_upsd(root: Path, dummy: Mapping[str, Path], sockets: Sequence[str] =
         yield proc
     finally:
         proc.stop()
+
+
+V3_USER, V3_AUTH, V3_PRIV = "wattwise", "authpass123", "privpass123"
+V3_AUTH_ONLY_USER = "wattwise-auth"
+
+
+@contextmanager
+def running_snmpsimd(recording: Path) -> Iterator[int]:
+    """Debian snmpsimd serving ``recording`` (community = file stem) with a v3 user; yields the UDP port."""
+    import os
+    import shutil
+    import subprocess
+    import tempfile
+    import time
+
+    from conftest import need_binary
+
+    snmpsimd = need_binary("snmpsimd")
+    snmpget = need_binary("snmpget")
+    # snmpsimd drops to user nobody: pytest's tmp dirs (mode 700 parents) are unreadable to it.
+    root = Path(tempfile.mkdtemp(prefix="wattwise-snmpsim-"))
+    os.chmod(root, 0o755)
+    data, cache = root / "data", root / "cache"
+    data.mkdir(parents=True)
+    cache.mkdir()
+    shutil.copy(recording, data / recording.name)
+    for p in (root, data, cache, data / recording.name):
+        os.chmod(p, 0o777 if p == cache else 0o755 if p.is_dir() else 0o644)
+    port = free_port()
+    argv = [
+        snmpsimd,
+        f"--data-dir={data}",
+        f"--cache-dir={cache}",
+        f"--agent-udpv4-endpoint=127.0.0.1:{port}",
+        f"--v3-user={V3_USER}",
+        f"--v3-auth-key={V3_AUTH}",
+        "--v3-auth-proto=SHA",
+        f"--v3-priv-key={V3_PRIV}",
+        "--v3-priv-proto=AES",
+        f"--v3-user={V3_AUTH_ONLY_USER}",
+        f"--v3-auth-key={V3_AUTH}",
+        "--v3-auth-proto=SHA",
+        f"--logging-method=file:{root / 'snmpsimd.log'}",
+    ]
+    if os.geteuid() == 0:
+        argv += ["--process-user=nobody", "--process-group=nogroup"]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 5.0
+        probe = [
+            snmpget,
+            "-v2c",
+            "-c",
+            recording.stem,
+            "-t",
+            "0.1",
+            "-r",
+            "0",
+            f"127.0.0.1:{port}",
+            "1.3.6.1.2.1.1.5.0",
+        ]
+        while subprocess.run(probe, capture_output=True, check=False).returncode != 0:
+            assert proc.poll() is None, "snmpsimd exited"
+            assert time.monotonic() < deadline, "snmpsimd not ready in 5 s"
+            time.sleep(0.05)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=5)
+        shutil.rmtree(root, ignore_errors=True)

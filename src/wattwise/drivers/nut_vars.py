@@ -93,7 +93,6 @@ _DEVICE_VARS: dict[str, tuple[str, Callable[[float], float], tuple[tuple[str, st
     "battery.voltage": ("battery_voltage_v", _ident, ()),
     "battery.temperature": ("temperature_c", _ident, (("sensor", "battery"),)),
     "ups.load": ("load_frac", pct_to_frac, ()),
-    "ups.realpower": ("power_w", _ident, ()),
     "ups.power": ("apparent_power_va", _ident, ()),
     "ups.realpower.nominal": ("capacity_w", _ident, ()),
     "ups.temperature": ("temperature_c", _ident, ()),
@@ -115,6 +114,7 @@ _OUTLET_VARS: dict[str, tuple[str, Callable[[float], float]]] = {
 }
 
 _OUTLET = re.compile(r"^outlet\.(\d+)\.(.+)$")
+_PHASE = re.compile(r"^input\.(L[1-3])\.(current|realpower)$")
 
 
 def default_outlet_id(device_id: str, outlet: int) -> str:
@@ -134,6 +134,7 @@ class NutVarParser:
     def __init__(self, device_id: str, outlet_ids: Mapping[int, str] | None = None) -> None:
         self.device_id = device_id
         self.outlet_ids = dict(outlet_ids or {})
+        self.device_type = "ups"
 
     def outlet_id(self, outlet: int) -> str:
         """Site id of a NUT outlet number."""
@@ -147,6 +148,7 @@ class NutVarParser:
         """
         readings: list[Reading] = []
         problems: list[VarProblem] = []
+        self.device_type = variables.get("device.type", "ups").strip().lower() or "ups"
         for var, raw in variables.items():
             try:
                 readings.extend(self._one(var, raw, t_s))
@@ -157,6 +159,13 @@ class NutVarParser:
     def _one(self, var: str, raw: str, t_s: float) -> list[Reading]:
         if var == "ups.status":
             return self._status(raw, t_s)
+        if var == "ups.realpower":
+            # A UPS reports its output load here; an ePDU or ATS what flows through it.
+            metric = "output_power_w" if self.device_type == "ups" else "power_w"
+            return [Reading(self.device_id, metric, _number(raw), t_s)]
+        if (phase := _PHASE.match(var)) is not None:
+            metric = "current_a" if phase.group(2) == "current" else "power_w"
+            return [Reading(self.device_id, metric, _number(raw), t_s, tags=(("phase", phase.group(1)),))]
         if var == "input.source":
             # ATS: NUT numbers sources from 1; wattwise from 0.
             return [Reading(self.device_id, "ats_source_index", _number(raw) - 1.0, t_s)]

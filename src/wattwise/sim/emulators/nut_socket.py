@@ -69,7 +69,7 @@ def readings_to_vars(spec: NutDeviceSpec, readings: Sequence[Reading]) -> dict[s
             if r.metric == "ups_status_flags":
                 flags = r.value
             else:
-                _device_var(out, r)
+                _device_var(out, r, spec.device_type)
         elif r.device_id in by_outlet:
             _outlet_var(out, by_outlet[r.device_id], r)
     if flags is not None:
@@ -85,7 +85,7 @@ _SCALE_PCT = {"battery_charge_frac": "battery.charge", "load_frac": "ups.load", 
 _PLAIN = {
     "battery_runtime_s": "battery.runtime",
     "battery_voltage_v": "battery.voltage",
-    "power_w": "ups.realpower",
+    "input_power_w": "input.realpower",
     "apparent_power_va": "ups.power",
     "capacity_w": "ups.realpower.nominal",
     "voltage_v": "input.voltage",
@@ -95,8 +95,13 @@ _PLAIN = {
 }
 
 
-def _device_var(out: dict[str, str], r: Reading) -> None:
-    if r.metric in _SCALE_PCT:
+def _device_var(out: dict[str, str], r: Reading, device_type: str) -> None:
+    phase = dict(r.tags).get("phase")
+    if phase is not None and r.metric == "current_a":
+        out[f"input.{phase}.current"] = _fmt(r.value)
+    elif r.metric == ("output_power_w" if device_type == "ups" else "power_w"):
+        out["ups.realpower"] = _fmt(r.value)
+    elif r.metric in _SCALE_PCT:
         out[_SCALE_PCT[r.metric]] = _fmt(r.value * 100.0)
     elif r.metric in _PLAIN and not r.tags:
         out[_PLAIN[r.metric]] = _fmt(r.value)

@@ -1,0 +1,103 @@
+"""Closed loop over SNMP: SnmpPduDriver → wattwise twin-backed agent → Driver state."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from wattwise.drivers.retry import RetryPolicy
+from wattwise.drivers.snmp import OID_OUTLET_COMMAND, SnmpPduDriver, SnmpTarget
+from wattwise.errors import DeviceUnavailable
+from wattwise.model.values import Action, ActionKind, Reading
+from wattwise.sim.emulators.memory import MemoryDriver
+from wattwise.sim.emulators.snmp import SnmpPduAgent, SnmpPduSpec
+
+OUTLETS = ("pdu-9/o1", "pdu-9/o2", "pdu-9/o3", "pdu-9/o4")
+FAST = RetryPolicy(timeout_s=0.5, attempts=2, backoff_s=0.01)
+
+
+class PhasedMemory(MemoryDriver):
+    """MemoryDriver plus per-phase currents, as the twin reports them (tagged)."""
+
+    async def read(self) -> list[Reading]:
+        out = await super().read()
+        t = self.now_s()
+        return out + [Reading("pdu-9", "current_a", 2.0 + p, t, tags=(("phase", f"L{p}"),)) for p in (1, 2, 3)]
+
+
+@pytest.fixture
+async def agent() -> AsyncIterator[tuple[MemoryDriver, SnmpPduAgent]]:
+    state = {("pdu-9", "power_w"): 1500.0}
+    for i, oid in enumerate(OUTLETS):
+        state.update({(oid, "outlet_on"): 1.0, (oid, "power_w"): 230.0 * (i + 1)})
+    backend = PhasedMemory(state)
+    agent = SnmpPduAgent(backend, SnmpPduSpec("pdu-9", OUTLETS, phases=3, community="twin"))
+    await agent.start()
+    try:
+        yield backend, agent
+    finally:
+        await agent.stop()
+
+
+def _driver(agent: SnmpPduAgent, community: str = "twin") -> SnmpPduDriver:
+    ids = {n: oid for n, oid in enumerate(OUTLETS, start=1)}
+    return SnmpPduDriver("pdu-9", SnmpTarget(port=agent.port, community=community), outlet_ids=ids, retry=FAST)
+
+
+async def test_outlet_off_changes_twin_state(agent: tuple[MemoryDriver, SnmpPduAgent]) -> None:
+    backend, srv = agent
+    driver = _driver(srv)
+    v = {(r.device_id, r.metric, r.tags): r.value for r in await driver.read()}
+    assert v[("pdu-9", "power_w", ())] == 1500.0
+    assert v[("pdu-9", "current_a", (("phase", "L3"),))] == pytest.approx(5.0)
+    assert v[("pdu-9/o2", "current_a", ())] == pytest.approx(2.0)  # 460 W at 230 V
+    assert (await driver.apply(Action(kind=ActionKind.OUTLET_OFF, target_id="pdu-9/o2"))).ok
+    assert backend.state[("pdu-9/o2", "outlet_on")] == 0.0
+    v = {(r.device_id, r.metric, r.tags): r.value for r in await driver.read()}
+    assert v[("pdu-9/o2", "outlet_on", ())] == 0.0
+    assert v[("pdu-9/o2", "current_a", ())] == 0.0
+    assert v[("pdu-9/o1", "outlet_on", ())] == 1.0
+    await driver.close()
+
+
+async def test_invalid_set_is_refused(agent: tuple[MemoryDriver, SnmpPduAgent]) -> None:
+    from pysnmp.hlapi.v3arch.asyncio import (
+        CommunityData,
+        ContextData,
+        ObjectIdentity,
+        ObjectType,
+        SnmpEngine,
+        UdpTransportTarget,
+        set_cmd,
+    )
+    from pysnmp.proto.rfc1902 import Integer32
+
+    _, srv = agent
+    engine = SnmpEngine()
+    target = await UdpTransportTarget.create(("127.0.0.1", srv.port), timeout=0.5, retries=0)
+    _, status, _, _ = await set_cmd(
+        engine,
+        CommunityData("twin", mpModel=1),
+        target,
+        ContextData(),
+        ObjectType(ObjectIdentity(f"{OID_OUTLET_COMMAND}.1"), Integer32(9)),
+    )
+    assert str(status) == "wrongValue"
+    _, status, _, _ = await set_cmd(
+        engine,
+        CommunityData("twin", mpModel=1),
+        target,
+        ContextData(),
+        ObjectType(ObjectIdentity(f"{OID_OUTLET_COMMAND}.7"), Integer32(2)),
+    )
+    assert str(status) == "notWritable"
+    engine.close_dispatcher()
+
+
+async def test_wrong_community_gets_no_answer(agent: tuple[MemoryDriver, SnmpPduAgent]) -> None:
+    _, srv = agent
+    driver = _driver(srv, community="public")
+    with pytest.raises(DeviceUnavailable):
+        await driver.read()
+    await driver.close()
