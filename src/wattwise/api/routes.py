@@ -2,7 +2,7 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
 
 from wattwise.api.base import ApiBackend
 from wattwise.api.problems import problem_doc
@@ -42,12 +42,25 @@ def read_router(backend: ApiBackend, auth: Authenticator) -> APIRouter:
     async def site(actor: viewer) -> SiteView:
         return await backend.site()
 
-    @router.get("/headroom", summary="Load and headroom per feed side, feed, ATS, UPS, PDU and phase")
+    last: list[tuple[Headroom, bytes]] = []
+
+    @router.get(
+        "/headroom",
+        summary="Load and headroom per feed side, feed, ATS, UPS, PDU and phase",
+        response_model=Headroom,
+    )
     async def headroom(
         actor: viewer,
         max_pdus: Annotated[int, Query(ge=0, le=100_000, description="Busiest PDUs to include")] = 100,
-    ) -> Headroom:
-        return await backend.headroom(max_pdus)
+    ) -> Response:
+        # The largest read at 10k servers: a backend that returns the same frozen view until
+        # the loads change gets its JSON encoded once, not once per dashboard.
+        view = await backend.headroom(max_pdus)
+        body = next((b for v, b in last if v is view), None)
+        if body is None:
+            body = view.model_dump_json().encode()
+            last[:] = [*last[-3:], (view, body)]
+        return Response(body, media_type="application/json")
 
     @router.get("/ups", summary="UPS state, battery and predicted runtime")
     async def ups(actor: viewer) -> tuple[UpsState, ...]:

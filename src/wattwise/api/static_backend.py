@@ -100,6 +100,7 @@ class StaticBackend:
         self._loads_t_s = float("-inf")
         self._loads: ChainLoads = self._compute(self.clock.now_s())
         self._task: asyncio.Task[None] | None = None
+        self._headroom_cache: dict[tuple[float, int], Headroom] = {}
 
     # ---- model ---------------------------------------------------------------------------
     def _server_w(self, t_s: float) -> np.ndarray:
@@ -176,9 +177,16 @@ class StaticBackend:
         return self._site_view
 
     async def headroom(self, max_pdus: int) -> Headroom:
-        """Headroom now."""
+        """Headroom now (the same object until the loads change, so the API can reuse its JSON)."""
         loads, t_s = self._current()
-        return headroom_view(self.graph, loads, self._sides, t_s, self.source, max_pdus)
+        key = (t_s, max_pdus)
+        cached = self._headroom_cache.get(key)
+        if cached is None:
+            cached = headroom_view(self.graph, loads, self._sides, t_s, self.source, max_pdus)
+            with self._lock:
+                self._headroom_cache = {k: v for k, v in self._headroom_cache.items() if k[0] == t_s}
+                self._headroom_cache[key] = cached
+        return cached
 
     async def ups(self) -> tuple[UpsState, ...]:
         """UPS views (runtime estimated from the model)."""
