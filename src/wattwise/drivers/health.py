@@ -12,7 +12,7 @@ logger = logging.getLogger(__name__)
 
 
 class HealthTracker:
-    """Records poll outcomes of one device and logs only transitions (first failure, recovery).
+    """Records poll outcomes of one device (transitions logged at DEBUG; the poller logs them for operators).
 
     Args:
         device_id: The device tracked.
@@ -30,7 +30,7 @@ class HealthTracker:
     def ok(self) -> None:
         """Record a successful poll."""
         if self._failures:
-            logger.info("device %s recovered after %d failed polls", self.device_id, self._failures)
+            logger.debug("device %s recovered after %d failed polls", self.device_id, self._failures)
         self._available = True
         self._last_ok_t_s = self.now_s()
         self._last_error = ""
@@ -39,7 +39,7 @@ class HealthTracker:
     def failed(self, error: Exception) -> None:
         """Record a failed poll; logs the first failure of a streak only."""
         if self._failures == 0:
-            logger.warning("device %s unavailable: %s", self.device_id, error)
+            logger.debug("device %s unavailable: %s", self.device_id, error)
         self._failures += 1
         self._available = False
         self._last_error = str(error)
