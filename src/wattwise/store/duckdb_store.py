@@ -101,7 +101,7 @@ class DuckDBStore:
             "quality": batch.quality,
         }
         for name, col in zip((*TAG_COLUMNS, "tags"), tag_cols, strict=True):
-            data[name] = pd.array(col, dtype=object)
+            data[name] = col
         return pd.DataFrame(data)
 
     def write(self, batch: ReadingBatch) -> WriteResult:

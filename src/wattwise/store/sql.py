@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
+import pandas as pd
 
 from wattwise.errors import StoreError
 from wattwise.model.values import Quality, Reading
@@ -76,26 +78,22 @@ def migrate(run: Run, dialect: str) -> int:
 
 
 class TagColumns:
-    """Turns each row's tag tuple into the tag columns plus canonical JSON (cached: tags repeat)."""
+    """Turns each row's tag tuple into the tag columns plus canonical JSON.
 
-    def __init__(self) -> None:
-        self._cache: dict[tuple[tuple[str, str], ...], tuple[str | None, ...]] = {}
+    Tags repeat across rows (one set per device), so each distinct tuple is converted once
+    and the columns are gathered with NumPy indexing.
+    """
 
-    def columns(self, tags: Iterable[tuple[tuple[str, str], ...]]) -> list[list[str | None]]:
-        """One list per ``TAG_COLUMNS`` entry, then one for the JSON of all tags."""
-        cache = self._cache
-        rows = []
-        for t in tags:
-            hit = cache.get(t)
-            if hit is None:
-                as_dict = dict(t)
-                hit = (*(as_dict.get(c) for c in TAG_COLUMNS), json.dumps(as_dict, sort_keys=True) if t else None)
-                if len(cache) < 100_000:
-                    cache[t] = hit
-            rows.append(hit)
-        if not rows:
-            return [[] for _ in range(len(TAG_COLUMNS) + 1)]
-        return [list(col) for col in zip(*rows, strict=True)]
+    def columns(self, tags: npt.NDArray[np.object_]) -> list[npt.NDArray[np.object_]]:
+        """One object array per ``TAG_COLUMNS`` entry, then one for the JSON of all tags."""
+        codes, uniques = pd.factorize(tags)
+        table = np.empty((len(uniques) + 1, len(TAG_COLUMNS) + 1), dtype=object)
+        for i, t in enumerate(uniques):
+            as_dict = dict(t)
+            table[i, :-1] = [as_dict.get(c) for c in TAG_COLUMNS]
+            table[i, -1] = json.dumps(as_dict, sort_keys=True) if t else None
+        picked = table[codes]  # code -1 (none) picks the all-None last row
+        return [picked[:, j] for j in range(table.shape[1])]
 
 
 def journal_insert(run: Run, e: JournalEntry) -> None:

@@ -25,6 +25,7 @@ from enum import IntEnum
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 
 from wattwise.model.site import Site
 from wattwise.telemetry.batch import ReadingBatch
@@ -138,9 +139,12 @@ class ReadingValidator:
         reasons = np.zeros(n, dtype=np.int8)
         if n == 0:
             return ValidationResult(batch, reasons)
-        code = np.fromiter((_METRIC_CODE.get(m, -1) for m in batch.metric), dtype=np.intp, count=n)
+        # hash each distinct name once (pandas factorize), then work on integer codes
+        metric_codes, metric_names = pd.factorize(batch.metric)
+        code = np.array([_METRIC_CODE.get(m, -1) for m in metric_names] + [-1], dtype=np.intp)[metric_codes]
+        dev_codes, dev_names = pd.factorize(batch.device_id)
         known = self.known_device_ids
-        dev_ok = np.fromiter((d in known for d in batch.device_id), dtype=bool, count=n)
+        dev_ok = np.array([d in known for d in dev_names] + [False], dtype=bool)[dev_codes]
         value, t_s = batch.value, batch.t_s
         with np.errstate(invalid="ignore"):
             checks: tuple[tuple[RejectReason, npt.NDArray[np.bool_]], ...] = (
@@ -153,7 +157,7 @@ class ReadingValidator:
             )
         for reason, bad in checks:
             reasons[(reasons == 0) & bad] = reason
-        self._mark_duplicates(batch, code, reasons)
+        self._mark_duplicates(batch, dev_codes, code, reasons)
         self._check_counters(batch, code, reasons)
         ok = reasons == 0
         accepted = batch.take(ok)
@@ -161,12 +165,14 @@ class ReadingValidator:
         return ValidationResult(accepted, reasons)
 
     @staticmethod
-    def _mark_duplicates(batch: ReadingBatch, code: npt.NDArray[np.intp], reasons: npt.NDArray[np.int8]) -> None:
+    def _mark_duplicates(
+        batch: ReadingBatch, dev_codes: npt.NDArray[np.intp], code: npt.NDArray[np.intp], reasons: npt.NDArray[np.int8]
+    ) -> None:
         """Within the batch, a second reading of the same device, metric and time is a duplicate."""
         live = np.flatnonzero(reasons == 0)
         if live.size < 2:
             return
-        dev_code = np.unique(batch.device_id[live], return_inverse=True)[1]
+        dev_code = dev_codes[live]
         order = np.lexsort((live, batch.t_s[live], code[live], dev_code))
         d, c, t = dev_code[order], code[live][order], batch.t_s[live][order]
         same = (d[1:] == d[:-1]) & (c[1:] == c[:-1]) & (t[1:] == t[:-1])
@@ -203,8 +209,8 @@ class ReadingValidator:
             self._note_good(accepted)
 
     def _note_good(self, accepted: ReadingBatch) -> None:
-        devices, inverse = np.unique(accepted.device_id, return_inverse=True)
-        newest = np.full(devices.size, -np.inf)
+        inverse, devices = pd.factorize(accepted.device_id)
+        newest = np.full(len(devices), -np.inf)
         np.maximum.at(newest, inverse, accepted.t_s)
         for device, t in zip(devices, newest, strict=True):
             dev = str(device)
