@@ -49,7 +49,7 @@ def ups_status_words(twin: Twin) -> list[str]:
             w.append("OL")
             if ch.ups_charge_w[i] > 0:
                 w.append("CHRG")
-        if charge[i] < ch.ups_low_frac[i]:
+        if charge[i] < ch.ups_low_frac[i] and not ch.ups_off[i]:
             w.append("LB")
         if ch.ups_bypass[i]:
             w.append("BYPASS")

@@ -136,7 +136,7 @@ class ModbusRackletEmulator:
         v: Values = {(r.device_id, r.metric): r.value for r in readings if not r.tags}
         image[0] = mm.MAP_VERSION
         for f in mm.POWER_FIELDS:
-            mm.encode(f, v.get((self.ids.power_id, f.metric), 0.0), image)
+            mm.encode(f, v.get((self.ids.power_id, f.metric)), image)
         lost = v.get((self.ids.power_id, "source_available"), 1.0) < 0.5
         failed = any(v.get((p, "available"), 1.0) < 0.5 for p in self.ids.psu_ids)
         image[mm.POWER_ALARM_REG] = mm.alarm_mask({"ac_input_lost": lost, "psu_fault": failed}, mm.POWER_ALARMS)
@@ -144,7 +144,7 @@ class ModbusRackletEmulator:
         for i, pid in enumerate(self.ids.psu_ids[: mm.MAX_PSUS]):
             base = mm.PSU_BASE + i * mm.PSU_STRIDE
             for f in mm.PSU_FIELDS:
-                mm.encode(f, v.get((pid, f.metric), 1.0 if f.metric == "available" else 0.0), image, base)
+                mm.encode(f, v.get((pid, f.metric), 1.0 if f.metric == "available" else None), image, base)
         return image
 
     def _cooling_input(self, readings: Sequence[Reading]) -> list[int]:
@@ -153,7 +153,7 @@ class ModbusRackletEmulator:
         v: Values = {(r.device_id, r.metric): r.value for r in readings if not r.tags}
         image[0] = mm.MAP_VERSION
         for f in mm.COOLING_FIELDS:
-            mm.encode(f, v.get((cid, f.metric), 0.0), image)
+            mm.encode(f, v.get((cid, f.metric)), image)
         leaks = _by_tag(readings, cid, "leak_detected", "sensor")
         fans = _by_tag(readings, cid, "fan_speed_rpm", "fan")
         pumps = _by_tag(readings, cid, "pump_speed_rpm", "pump")
