@@ -165,3 +165,19 @@ def test_sse_pushes_headroom_and_mutations(live: Live) -> None:
     assert {"headroom", "status", "journal"} <= set(seen)
     r = httpx.get(f"{live.url}/api/v1/events", timeout=5.0)
     assert r.status_code == 401
+
+
+def test_headroom_view_shows_ab_imbalance_and_busiest_pdus() -> None:
+    from wattwise.api.views import headroom_view, node_sides
+
+    g = SiteGraph(SITE)
+    psu_w = _nominal(g)
+    side_b = np.array([p.endswith("psu2") for p in g.psu_ids])  # generated sites: psu2 sits on side B
+    skewed = np.where(side_b, 0.5 * psu_w, 1.5 * psu_w)  # A carries 75 % of every bus
+    view = headroom_view(g, g.chain_loads(skewed), node_sides(g), 0.0, "test", max_pdus=1)
+    a, b = (next(s for s in view.sides if s.side == x) for x in "AB")
+    assert a.load_w == pytest.approx(3 * b.load_w)
+    assert view.imbalance_frac == pytest.approx(0.5)
+    assert view.pdus_shown == 1 and view.pdus_total == 2
+    assert [n.id for n in view.nodes if n.kind == "pdu"] == ["pdu-r00001-a"]  # the busier one
+    assert len(view.phases) == 3

@@ -138,3 +138,15 @@ async def test_tokens_never_reach_the_logs(caplog: pytest.LogCaptureFixture) -> 
     assert "mode armed requested by op" in logged  # logging works...
     for s in (token, ADMIN_SECRET, secret, "wrong-guess-0123456789"):  # ...and carries no secret
         assert s not in logged
+
+
+async def test_metrics_app_mounts_at_metrics() -> None:
+    from prometheus_client import CollectorRegistry, Gauge, make_asgi_app
+
+    registry = CollectorRegistry()
+    Gauge("wattwise_test_load_watts", "test gauge", registry=registry).set(42.0)
+    tokens = TokenStore()
+    app = create_app(StaticBackend(SITE), Settings(), tokens, metrics_app=make_asgi_app(registry))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as client:
+        r = await client.get("/metrics/")
+    assert r.status_code == 200 and "wattwise_test_load_watts 42.0" in r.text

@@ -144,6 +144,8 @@ async function stream() {
       if (r.status === 401) { signOut("token refused"); return; }
       if (!r.ok) throw new Error("stream " + r.status);
       setLive(true);
+      // Whatever changed while we were not subscribed was not pushed: re-read everything once.
+      schedule(Object.keys(ON_EVENT).flatMap((k) => ON_EVENT[k]));
       const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
       let buf = "";
       for (;;) {
@@ -158,7 +160,6 @@ async function stream() {
     }
     setLive(false);
     await new Promise((res) => setTimeout(res, 2000));
-    if (S.token) schedule(Object.keys(ON_EVENT).flatMap((k) => ON_EVENT[k]));
   }
 }
 function onFrame(frame) {
