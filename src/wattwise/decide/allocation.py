@@ -86,11 +86,11 @@ class GreedyAllocationPolicy:
 
     def decide(self, state: PowerState, forecast: SiteForecast) -> Decision:
         """Plan the allocation for ``state`` and return it as ordered actions."""
-        p = self.problem(state, forecast, spare_off=False)
-        full = np.zeros(p.n_service, dtype=np.int64)
-        if not p.violations(full):
-            return to_decision(self, state, p, full, [])
         p = self.problem(state, forecast, spare_off=True)
+        full = np.zeros(p.n_service, dtype=np.int64)
+        p_on = p.with_spares_on()
+        if not p_on.violations(full):
+            return to_decision(self, state, p_on, full, [])
         level_idx, notes = (full, []) if not p.violations(full) else self.plan(p, state)
         return to_decision(self, state, p, level_idx, notes)
 

@@ -54,6 +54,9 @@ def _rows(*blocks: tuple[IntArray, IntArray, FloatArray]) -> tuple[IntArray, Int
 def solve_milp(p: AllocationProblem, *, time_limit_s: float = 1.0, mip_rel_gap: float = 1e-4) -> MilpResult:
     """Solve ``p`` exactly (within ``mip_rel_gap``) or report why not."""
     n_s = p.n_service
+    fixed = (p.a_dyn.getnnz(axis=1) + p.a_idle.getnnz(axis=1)) == 0
+    if (p.rhs[fixed] < -1e-9).any():
+        return MilpResult(None, 2, "a limit is exceeded by load no plan can shed", float("inf"))
     var_s = np.repeat(np.arange(n_s), p.n_levels)  # service of each x variable
     var_k = np.concatenate([np.arange(k) for k in p.n_levels]) if n_s else np.zeros(0, np.int64)
     n_x, n_h = len(var_s), len(p.host_server)

@@ -25,7 +25,7 @@ tier ``t`` is below full, every service of a less important inherited tier is of
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -66,6 +66,7 @@ class AllocationProblem:
         n_power_rows: Number of power rows (the rest are energy rows).
         service_dyn_w: Full-level dynamic power per service (live workloads), W.
         spare_off: Switchable live servers with no workload that this problem powers off.
+        spare_row: Row usage of those servers were they left on (W or J).
     """
 
     chain: LiveChain
@@ -86,6 +87,13 @@ class AllocationProblem:
     n_power_rows: int
     service_dyn_w: FloatArray
     spare_off: IntArray
+    spare_row: FloatArray
+
+    def with_spares_on(self) -> AllocationProblem:
+        """The same problem with workload-free servers left on (their load back in the rows)."""
+        return replace(
+            self, rhs=self.rhs - self.spare_row, spare_off=self.spare_off[:0], spare_row=np.zeros_like(self.spare_row)
+        )
 
     @property
     def n_service(self) -> int:
@@ -182,12 +190,13 @@ def build_problem(
     host_pos = np.full(n_srv, -1, dtype=np.int64)
     host_pos[host_server] = np.arange(len(host_server))
     base_w = np.where(hosted, np.where(is_host, 0.0, np.minimum(power, ix.server_idle_w)), power)
-    spare = ~hosted & ix.server_switchable & ~chain.server_dark & (power > 0) & spare_off
+    spare = ~hosted & ix.server_switchable & ~chain.server_dark & (power > 0)
     base_w = np.where(chain.server_dark | spare, 0.0, base_w)
     s2r = chain.server_to_row
     a_dyn_p = (s2r @ w_mat).tocsc()
     a_idle_p = (s2r[:, host_server].multiply(ix.server_idle_w[host_server][None, :])).tocsc()
     base_row = s2r @ base_w
+    spare_row = s2r @ np.where(spare, power, 0.0)
     pairs = np.unique(ix.wl_service[is_host[ix.wl_server]] * (n_srv + 1) + ix.wl_server[is_host[ix.wl_server]])
     pair_service, pair_server = pairs // (n_srv + 1), pairs % (n_srv + 1)
     rank = ix.service_eff_rank
@@ -200,12 +209,13 @@ def build_problem(
     e_dyn = a_dyn_p[urows, :].multiply(svc_hold[None, :])
     e_idle = a_idle_p[urows, :].multiply(host_hold[None, :])
     e_base = base_row[urows] * hold.max()
+    e_spare = spare_row[urows] * hold.max()
     a_dyn = sp.vstack([a_dyn_p, e_dyn]).tocsc()
     a_idle = sp.vstack([a_idle_p, e_idle]).tocsc()
     rhs = np.concatenate([chain.capacity_w - base_row, chain.ups_energy_j[batt] - e_base])
     names = chain.row_names + tuple(f"{ix.node_ids[int(u)]}:energy_j" for u in urows)
     n_live_wl = np.bincount(ix.wl_service, weights=wl_live.astype(float), minlength=n_svc)
-    return AllocationProblem(
+    p = AllocationProblem(
         chain=chain,
         row_names=names,
         rhs=rhs,
@@ -224,4 +234,6 @@ def build_problem(
         n_power_rows=len(chain.row_names),
         spare_off=np.flatnonzero(spare),
         service_dyn_w=np.bincount(ix.wl_service, weights=wl_dyn * wl_live, minlength=n_svc).astype(np.float64),
+        spare_row=np.concatenate([spare_row, e_spare]),
     )
+    return p if spare_off else p.with_spares_on()
