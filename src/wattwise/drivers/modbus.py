@@ -46,6 +46,11 @@ class ModbusDeviceError(DeviceProtocolError):
     """The device answered with a Modbus exception (illegal address/value, busy...)."""
 
 
+def _fields(device_id: str, fields: Sequence[mm.Field], ir: list[int], base: int, t_s: float) -> list[Reading]:
+    values = ((f.metric, mm.decode(f, ir, base)) for f in fields)
+    return [Reading(device_id, metric, value, t_s) for metric, value in values if value is not None]
+
+
 class ModbusRackletDriver:
     """One racklet (power + cooling module) on one Modbus TCP endpoint.
 
@@ -148,13 +153,13 @@ class ModbusRackletDriver:
         n = min(ir[mm.PSU_COUNT_REG], mm.MAX_PSUS)
         hr = await self._registers(mm.POWER_UNIT, "holding", mm.PSU_SETPOINT_BASE, max(1, n))
         t_s = self.now_s()
-        out = [Reading(self.ids.power_id, f.metric, mm.decode(f, ir), t_s) for f in mm.POWER_FIELDS]
+        out = _fields(self.ids.power_id, mm.POWER_FIELDS, ir, 0, t_s)
         alarms = mm.alarm_names(ir[mm.POWER_ALARM_REG], mm.POWER_ALARMS)
         out.append(Reading(self.ids.power_id, "source_available", 0.0 if "ac_input_lost" in alarms else 1.0, t_s))
         for i in range(n):
             pid = self.ids.psu_ids[i] if i < len(self.ids.psu_ids) else f"{self.ids.power_id}/psu{i + 1}"
             base = mm.PSU_BASE + i * mm.PSU_STRIDE
-            out += [Reading(pid, f.metric, mm.decode(f, ir, base), t_s) for f in mm.PSU_FIELDS]
+            out += _fields(pid, mm.PSU_FIELDS, ir, base, t_s)
             out.append(Reading(pid, "setpoint_w", float(hr[i]), t_s))
         self.last_alarms = alarms
         return out
@@ -163,7 +168,7 @@ class ModbusRackletDriver:
         ir = await self._registers(mm.COOLING_UNIT, "input", 0, mm.INPUT_SIZE)
         hr = await self._registers(mm.COOLING_UNIT, "holding", mm.INLET_SETPOINT, 1)
         t_s = self.now_s()
-        out = [Reading(cid, f.metric, mm.decode(f, ir), t_s) for f in mm.COOLING_FIELDS]
+        out = _fields(cid, mm.COOLING_FIELDS, ir, 0, t_s)
         leaks = [ir[mm.LEAK_BASE + i] for i in range(min(ir[mm.LEAK_COUNT_REG], mm.MAX_LEAKS))]
         out.append(Reading(cid, "leak_detected", 1.0 if any(leaks) else 0.0, t_s))
         out += [

@@ -4,7 +4,8 @@ Two unit ids per racklet: the power module and the cooling module. Measurements 
 registers (FC4, read-only); set-points are holding registers (FC3 read, FC6/FC16 write).
 Values are scaled integers as industrial gear reports them: a register holds
 ``round(value_si * scale)``; ``words=2`` is an unsigned 32-bit value, high word first;
-``signed`` registers are 16-bit two's complement.
+``signed`` registers are 16-bit two's complement. A quantity the module does not measure
+reads as "not available": 0xFFFF (u16), 0x8000 (s16) or 0xFFFFFFFF (u32), and yields no reading.
 """
 
 from __future__ import annotations
@@ -89,24 +90,38 @@ FAN_COUNT_REG = 8
 PUMP_COUNT_REG = 9
 
 
-def decode(field: Field, registers: Sequence[int], base: int = 0) -> float:
-    """SI value of ``field`` from a register image starting at address 0."""
+def _na(field: Field) -> int:
+    """The "not available" code of a field: all ones, or -32768 for signed registers."""
+    return 0xFFFFFFFF if field.words == 2 else 0x8000 if field.signed else 0xFFFF
+
+
+def decode(field: Field, registers: Sequence[int], base: int = 0) -> float | None:
+    """SI value of ``field`` from a register image starting at address 0 (``None`` = not available)."""
     at = base + field.offset
     raw = (registers[at] << 16) | registers[at + 1] if field.words == 2 else registers[at]
+    if raw == _na(field):
+        return None
     if field.signed and raw >= 0x8000:
         raw -= 0x10000
     return raw / field.scale
 
 
-def encode(field: Field, value_si: float, image: list[int], base: int = 0) -> None:
-    """Write ``value_si`` into a register image (clamped to the register's range)."""
+def encode(field: Field, value_si: float | None, image: list[int], base: int = 0) -> None:
+    """Write ``value_si`` into a register image (clamped to the range; ``None`` → not available)."""
     at = base + field.offset
+    if value_si is None:
+        na = _na(field)
+        if field.words == 2:
+            image[at], image[at + 1] = na >> 16, na & 0xFFFF
+        else:
+            image[at] = na
+        return
     raw = round(value_si * field.scale)
     if field.words == 2:
-        raw = min(max(raw, 0), 0xFFFFFFFF)
+        raw = min(max(raw, 0), 0xFFFFFFFE)
         image[at], image[at + 1] = raw >> 16, raw & 0xFFFF
         return
-    lo, hi = (-0x8000, 0x7FFF) if field.signed else (0, 0xFFFF)
+    lo, hi = (-0x7FFF, 0x7FFF) if field.signed else (0, 0xFFFE)
     raw = min(max(raw, lo), hi)
     image[at] = raw & 0xFFFF
 

@@ -23,12 +23,14 @@ from collections.abc import Callable, Mapping
 from wattwise.drivers.base import DeviceHealth
 from wattwise.drivers.health import HealthTracker
 from wattwise.drivers.nut_client import NutClient, NutCommandError, NutEndpoint
-from wattwise.drivers.nut_vars import NutVarParser, VarProblem
+from wattwise.drivers.nut_vars import NutVarParser, UpsStatus, VarProblem
 from wattwise.drivers.retry import RetryPolicy, call_with_retries
 from wattwise.errors import DeviceUnavailable, DriverError
 from wattwise.model.values import Action, ActionKind, ActionResult, Reading
 
 logger = logging.getLogger(__name__)
+
+__all__ = ["NutDriver", "UpsStatus"]  # UpsStatus: the bits of the ``ups_status_flags`` metric
 
 _SUPPORTED = frozenset({ActionKind.OUTLET_OFF, ActionKind.OUTLET_ON, ActionKind.OUTLET_CYCLE})
 _OUTLET_CMD = {

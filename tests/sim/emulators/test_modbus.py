@@ -70,6 +70,7 @@ async def test_register_map_round_trips_si_values(racklet: tuple[MemoryDriver, M
     assert v[("rk-1/psu-2", "output_power_w")] == 1003.0
     assert v[("rk-1/psu-3", "ripple_v")] == pytest.approx(0.12)
     assert v[("rk-1/cooling", "coolant_flow_lpm")] == pytest.approx(41.5)
+    assert ("rk-1/psu-1", "temperature_c") not in v  # not measured → "not available", not 0
     assert v[("rk-1/cooling", "leak_detected")] == 0.0
     fans = [r for r in readings if r.metric == "fan_speed_rpm"]
     assert len(fans) == 4

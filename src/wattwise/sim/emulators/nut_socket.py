@@ -64,15 +64,19 @@ def readings_to_vars(spec: NutDeviceSpec, readings: Sequence[Reading]) -> dict[s
         out["outlet.count"] = str(len(spec.outlet_ids))
     by_outlet = {oid: n for n, oid in enumerate(spec.outlet_ids, start=1)}
     flags: float | None = None
+    words: str | None = None
     for r in readings:
         if r.device_id == spec.device_id:
             if r.metric == "ups_status_flags":
-                flags = r.value
+                # The twin carries the words themselves in a tag; trust them over a bitmask.
+                flags, words = r.value, dict(r.tags).get("ups.status")
             else:
                 _device_var(out, r, spec.device_type)
         elif r.device_id in by_outlet:
             _outlet_var(out, by_outlet[r.device_id], r)
-    if flags is not None:
+    if words:
+        out["ups.status"] = words
+    elif flags is not None:
         out["ups.status"] = " ".join(f.name or "" for f in UpsStatus if int(flags) & f.value) or "OL"
     elif out.pop("_on_battery", "0") == "1":
         out["ups.status"] = "OB LB" if out.get("_low_battery") == "1" else "OB"
