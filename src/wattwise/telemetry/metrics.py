@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
 
+from wattwise.model.metrics import METRICS as CANONICAL_METRICS
+
 
 class MetricKind(StrEnum):
     """Prometheus-style kind: a gauge goes up and down, a counter only grows."""
@@ -161,7 +163,14 @@ _DEFS: tuple[MetricDef, ...] = (
     _m("ups_status", 0.0, 2.0**31, "UPS status flags as a bitmask (same as ups_status_bitmask)"),
 )
 
-METRICS: Mapping[str, MetricDef] = MappingProxyType({d.name: d for d in _DEFS})
+# The canonical names drivers and the twin emit (wattwise.model.metrics) are all known here too.
+_OWN = {d.name for d in _DEFS}
+_CANONICAL_DEFS = tuple(
+    MetricDef(m.name, m.unit, m.min_value, m.max_value, MetricKind(m.kind.value), m.description)
+    for m in CANONICAL_METRICS.values()
+    if m.name not in _OWN
+)
+METRICS: Mapping[str, MetricDef] = MappingProxyType({d.name: d for d in (*_DEFS, *_CANONICAL_DEFS)})
 """Every known metric by name (read-only)."""
 
 METRIC_NAMES: tuple[str, ...] = tuple(METRICS)

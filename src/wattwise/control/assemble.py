@@ -1,0 +1,110 @@
+"""Assemble a controller from a site, drivers, a store and settings (the one place that wires it)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from wattwise.act.actuator import Actuator, Router
+from wattwise.act.base import Journal, Mode
+from wattwise.act.interlocks import CriticalClosureInterlock, FlapInterlock, Interlock, LimitInterlock
+from wattwise.control.loop import Controller
+from wattwise.control.pipeline import StoreJournal, StorePipeline
+from wattwise.control.planner import PolicyPlanner
+from wattwise.decide.allocation import MilpAllocationPolicy
+from wattwise.decide.base import EfficiencyCurves, Policy, PowerState
+from wattwise.decide.index import SiteIndex
+from wattwise.decide.load_sharing import CurveLoadSharingPolicy
+from wattwise.drivers.base import Driver
+from wattwise.model.clock import Clock
+from wattwise.model.graph import SiteGraph
+from wattwise.model.site import Site
+from wattwise.model.values import Action, ActionKind
+from wattwise.sim.curves import psu_curve_table
+from wattwise.store.base import TimeSeriesStore
+from wattwise.telemetry.validate import ReadingValidator, site_device_ids
+
+
+@dataclass(frozen=True)
+class Assembly:
+    """A wired controller and the parts an API or a test needs to look at."""
+
+    controller: Controller
+    planner: PolicyPlanner
+    actuator: Actuator
+    pipeline: StorePipeline
+    journal: Journal
+    graph: SiteGraph
+    index: SiteIndex
+
+
+def efficiency_curves(index: SiteIndex) -> EfficiencyCurves:
+    """The real 80 PLUS curves of the site's PSU types, as decide/ wants them."""
+    grid, table = psu_curve_table(list(index.curve_names))
+    return EfficiencyCurves(load_frac=np.tile(grid, (len(index.curve_names), 1)), efficiency_frac=table)
+
+
+def default_policies() -> list[Policy[PowerState]]:
+    """Power-event allocation (MILP with greedy fallback), then PSU load sharing."""
+    return [MilpAllocationPolicy(time_limit_s=0.5), CurveLoadSharingPolicy()]
+
+
+def route_by_support(drivers: Sequence[Driver]) -> Router:
+    """First driver that supports the action's kind."""
+
+    def route(action: Action) -> Driver | None:
+        return next((d for d in drivers if d.supports(action.kind)), None)
+
+    return route
+
+
+def assemble(
+    site: Site,
+    drivers: Sequence[Driver],
+    store: TimeSeriesStore,
+    clock: Clock,
+    mode: Mode = Mode.OBSERVE,
+    *,
+    policies: Sequence[Policy[PowerState]] | None = None,
+    router: Router | None = None,
+    approval_kinds: frozenset[ActionKind] = frozenset(),
+    token: Callable[[], int | None] = lambda: None,
+    is_leader: Callable[[], bool] = lambda: True,
+    poll_period_s: float = 1.0,
+    decide_period_s: float = 5.0,
+    min_dwell_s: float = 60.0,
+) -> Assembly:
+    """Wire drivers → validation/store → planner → actuator into a controller."""
+    graph = SiteGraph(site)
+    index = SiteIndex.from_site(site)
+    validator = ReadingValidator(site_device_ids(site), max_future_s=5.0, max_age_s=3600.0)
+    pipeline = StorePipeline(validator, store)
+    journal = StoreJournal(store)
+    interlocks: list[Interlock] = [
+        CriticalClosureInterlock(graph),
+        LimitInterlock(graph),
+        FlapInterlock(min_dwell_s=min_dwell_s),
+    ]
+    actuator = Actuator(
+        mode,
+        journal,
+        router or route_by_support(drivers),
+        interlocks,
+        clock,
+        approval_kinds=approval_kinds,
+        token=token,
+    )
+    planner = PolicyPlanner(graph, index, policies or default_policies(), curves=efficiency_curves(index))
+    controller = Controller(
+        drivers,
+        pipeline,
+        planner,
+        actuator,
+        clock,
+        poll_period_s=poll_period_s,
+        decide_period_s=decide_period_s,
+        is_leader=is_leader,
+    )
+    return Assembly(controller, planner, actuator, pipeline, journal, graph, index)
