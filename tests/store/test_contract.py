@@ -137,3 +137,11 @@ def test_model_registry_returns_latest_version(store: TimeSeriesStore) -> None:
     rec = store.latest_model("psu-failure")
     assert rec is not None
     assert (rec.version, rec.blob, dict(rec.meta)) == ("2", b"\x02" * 1000, {"mape": 0.05, "features": ["ripple_v"]})
+
+
+def test_latest_batch_matches_latest(store: TimeSeriesStore) -> None:
+    store.write(ReadingBatch.concat([_series("b-dev", 20, 11), _series("a-dev", 20, 12)]))
+    cols = store.latest_batch()
+    assert cols.to_readings() == store.latest()
+    assert cols.device_id.tolist() == ["a-dev", "b-dev"]  # ordered by device, then metric
+    assert len(store.latest_batch(device_ids=["nobody"])) == 0

@@ -127,6 +127,12 @@ class TimeSeriesStore(Protocol):
         """The newest reading per device and metric (optionally filtered)."""
         ...
 
+    def latest_batch(
+        self, device_ids: Sequence[str] | None = None, metrics: Sequence[str] | None = None
+    ) -> ReadingBatch:
+        """``latest`` as columns (no per-reading objects): what a vectorized consumer should call."""
+        ...
+
     def range(self, device_id: str, metric: str, start_s: float, end_s: float, step_s: float) -> list[Bucket]:
         """Min/mean/max per ``step_s`` bucket over ``[start_s, end_s)``, raw and rolled-up data together."""
         ...

@@ -154,7 +154,13 @@ class DuckDBStore:
         return n
 
     def latest(self, device_ids: Sequence[str] | None = None, metrics: Sequence[str] | None = None) -> list[Reading]:
-        """The newest reading per device and metric."""
+        """The newest reading per device and metric, ordered by device and metric."""
+        return self.latest_batch(device_ids, metrics).to_readings()
+
+    def latest_batch(
+        self, device_ids: Sequence[str] | None = None, metrics: Sequence[str] | None = None
+    ) -> ReadingBatch:
+        """The newest reading per device and metric, as columns."""
         where, params = [], []
         if device_ids is not None:
             where.append("list_contains(?::VARCHAR[], device_id)")
@@ -166,9 +172,7 @@ class DuckDBStore:
         stmt = f"SELECT device_id, metric, value, t_s, quality FROM latest{cond}"
         # fetchnumpy is several times faster than fetchall for 10k+ rows
         cols = self._read(lambda: self._con.execute(stmt, params).fetchnumpy())
-        names = ("device_id", "metric", "value", "t_s", "quality")
-        rows = zip(*(np.asarray(cols[c]).tolist() for c in names), strict=True)
-        return sql.latest_readings(rows)
+        return sql.latest_columns(*(np.asarray(cols[c]) for c in ("device_id", "metric", "value", "t_s", "quality")))
 
     def range(self, device_id: str, metric: str, start_s: float, end_s: float, step_s: float) -> list[Bucket]:
         """Min/mean/max per bucket."""

@@ -139,7 +139,13 @@ class PostgresStore:
 
     # ---- reads -----------------------------------------------------------------------
     def latest(self, device_ids: Sequence[str] | None = None, metrics: Sequence[str] | None = None) -> list[Reading]:
-        """The newest reading per device and metric."""
+        """The newest reading per device and metric, ordered by device and metric."""
+        return self.latest_batch(device_ids, metrics).to_readings()
+
+    def latest_batch(
+        self, device_ids: Sequence[str] | None = None, metrics: Sequence[str] | None = None
+    ) -> ReadingBatch:
+        """The newest reading per device and metric, as columns."""
         where, params = [], []
         if device_ids is not None:
             where.append("device_id = ANY(?)")
@@ -149,7 +155,10 @@ class PostgresStore:
             params.append(list(metrics))
         cond = f" WHERE {' AND '.join(where)}" if where else ""
         stmt = f"SELECT device_id, metric, value, t_s, quality FROM latest{cond}"
-        return sql.latest_readings(self._tx(lambda: self._run(stmt, params)))
+        rows = self._tx(lambda: self._run(stmt, params))
+        if not rows:
+            return ReadingBatch.empty()
+        return sql.latest_columns(*zip(*rows, strict=True))
 
     def range(self, device_id: str, metric: str, start_s: float, end_s: float, step_s: float) -> list[Bucket]:
         """Min/mean/max per bucket."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -16,7 +16,6 @@ import numpy.typing as npt
 import pandas as pd
 
 from wattwise.errors import StoreError
-from wattwise.model.values import Quality, Reading
 from wattwise.store.base import (
     TAG_COLUMNS,
     Bucket,
@@ -184,13 +183,24 @@ def training_rows(run: Run, start_s: float, end_s: float, metrics: Sequence[str]
     )
 
 
-_QUALITY = {q.value: q for q in Quality}
-
-
-def latest_readings(rows: Iterable[Row]) -> list[Reading]:
-    """Rows ``(device_id, metric, value, t_s, quality)`` as readings, ordered by device and metric."""
-    q = _QUALITY
-    return [Reading(d, m, float(v), float(t), q[s]) for d, m, v, t, s in sorted(rows, key=lambda r: (r[0], r[1]))]
+def latest_columns(
+    device_id: npt.ArrayLike, metric: npt.ArrayLike, value: npt.ArrayLike, t_s: npt.ArrayLike, quality: npt.ArrayLike
+) -> ReadingBatch:
+    """Columns of the ``latest`` table as a batch ordered by device, then metric."""
+    dev = np.asarray(device_id, dtype=object)
+    met = np.asarray(metric, dtype=object)
+    dev_rank = pd.factorize(dev, sort=True)[0]
+    met_rank = pd.factorize(met, sort=True)[0]
+    order = np.lexsort((met_rank, dev_rank))
+    n = len(order)
+    return ReadingBatch(
+        dev[order],
+        met[order],
+        np.asarray(value, dtype=np.float64)[order],
+        np.asarray(t_s, dtype=np.float64)[order],
+        np.asarray(quality, dtype=object)[order],
+        np.fromiter((() for _ in range(n)), dtype=object, count=n),
+    )
 
 
 def retention(run: Run, now_s: float, raw_keep_s: float, step_s: float, rollup_keep_s: float) -> RetentionResult:

@@ -99,12 +99,14 @@ class ReadingBatch:
 
     def to_readings(self) -> list[Reading]:
         """Back to ``Reading`` values."""
+        q = _QUALITY
         return [
-            Reading(str(d), str(m), float(v), float(t), Quality(str(q)), tuple(g))
-            for d, m, v, t, q, g in zip(
-                self.device_id, self.metric, self.value, self.t_s, self.quality, self.tags, strict=True
+            Reading(d, m, v, t, q[s], g)
+            for d, m, v, t, s, g in zip(
+                self.device_id.tolist(), self.metric.tolist(), self.value.tolist(), self.t_s.tolist(),
+                self.quality.tolist(), self.tags.tolist(), strict=True,
             )
-        ]
+        ]  # fmt: skip
 
     @staticmethod
     def concat(batches: Sequence[ReadingBatch]) -> ReadingBatch:
@@ -114,4 +116,5 @@ class ReadingBatch:
         return ReadingBatch(*(np.concatenate([getattr(b, col) for b in batches]) for col in _COLUMNS))
 
 
+_QUALITY = {str(q): q for q in Quality}
 _COLUMNS = ("device_id", "metric", "value", "t_s", "quality", "tags")
