@@ -2,7 +2,7 @@
 
 For every DC bus (a server's own PSUs, or a racklet's rectifiers) the policy chooses how the
 bus load ``L`` is split among its PSUs. Candidates per bus: every non-empty subset of the
-usable PSUs sharing ``L`` in proportion to rating (equal load fraction), plus, for pairs,
+usable PSUs sharing ``L`` in proportion to rating (equal load fraction) or equally, plus, for pairs,
 uneven splits on a grid. A candidate is valid when every output is within its rating; the one
 with the least conversion loss ``Σ o/η(o/R) - o`` on the PSUs' efficiency curves wins. A PSU
 left at 0 W stays live (hot standby) and takes load the moment another one fails.
@@ -39,11 +39,13 @@ BIG = 1e18
 
 
 def _candidates(k: int, grid: int) -> FloatArray:
-    """Unnormalised weight patterns over ``k`` units: subsets (rating-proportional), pair splits."""
+    """Unnormalised weight patterns over ``k`` units: subsets (rating-proportional and equal), pair splits."""
     rows: list[list[float]] = []
     for size in range(1, k + 1):
         for sub in combinations(range(k), size):
             rows.append([-1.0 if i in sub else 0.0 for i in range(k)])  # -1: "use rating"
+            if size > 1:
+                rows.append([1.0 if i in sub else 0.0 for i in range(k)])  # equal watts
     for a, b in combinations(range(k), 2):
         for f in np.linspace(0.0, 1.0, grid + 1)[1:-1]:
             row = [0.0] * k
@@ -136,7 +138,7 @@ class CurveLoadSharingPolicy:
         tier = np.where(valid, 0.0, 4.0) + np.where(hard, 2.0, 0.0) + np.where(on_batt, 1.0, 0.0)
         score = tier * BIG + np.minimum(cost, BIG / 10)
         pick = np.argmin(score, axis=1)
-        out_w[psu] = o[np.arange(len(buses)), pick]
+        out_w[psu] = np.where(usable[psu], o[np.arange(len(buses)), pick], 0.0)  # a dark bus carries nothing
 
     def _decision(
         self, state: PowerState, out_w: FloatArray, bus_w: FloatArray, usable: BoolArray, reasons: list[str]
