@@ -105,6 +105,7 @@ def test_indexes(graph: SiteGraph) -> None:
     assert graph.server_bus.tolist() == [0, 1, 2, 2]
     assert graph.outlet_ids == ("a1", "a2", "a3", "b1", "b2")
     assert graph.psu_outlet.tolist() == [0, 3, 1, 2, 4]
+    assert graph.psu_rating_w.tolist() == [500.0, 500.0, 300.0, 3000.0, 3000.0]
     assert graph.phase_capacity_w.tolist() == [[5888.0, 5888.0, 5888.0], [2944.0, 0.0, 0.0]]
 
 
@@ -248,3 +249,20 @@ def test_generated_sites_conserve_power(servers: int, per_rack: int, racklet_rac
         assert all(graph.node_kind[graph.node_index[p[-1]]] == "feed" for p in paths)
         i = graph.server_index[sid]
         assert all(i in graph.servers_below(p[1]) for p in paths)
+
+
+def test_pdu_straight_on_a_feed() -> None:
+    """No ATS, no UPS: the PDU load lands on the feed directly."""
+    site = Site(
+        id="tiny",
+        feeds=(Feed(id="f", capacity_w=10_000),),
+        pdus=(Pdu(id="p", input="f", breaker_a=16, outlets=(Outlet(id="o1"), Outlet(id="o2"))),),
+        racks=(Rack(id="r"),),
+        servers=(Server(id="s", rack="r", idle_w=10, peak_w=90, psus=(Psu(id="s-p", input="o2", rating_w=100),)),),
+    )
+    graph = SiteGraph(site)
+    loads = graph.chain_loads(np.array([80.0]))
+    assert loads.load_w.tolist() == [80.0, 80.0]
+    assert graph.power_path("s") == (("s-p", "o2", "p", "f"),)
+    assert graph.downstream_ids("f") == {"p", "o1", "o2", "s-p", "s"}
+    assert graph.dependency_order == ()

@@ -347,3 +347,19 @@ def test_problem_json_form() -> None:
         "message": "unknown key 'x'",
     }
     assert str(Problem("<root>", "r", "m")) == "<site>: error: <root>: [r] m"
+
+
+def test_cycle_reached_twice_is_reported_once() -> None:
+    services = "- id: a\n  tier: high\n  depends_on: [b]\n- id: b\n  tier: high\n  depends_on: [a, a]\n"
+    _, problems = check_text(BASE.split("services:")[0] + "services:\n" + services)
+    assert [(p.rule, p.path) for p in problems] == [("dependency-cycle", "services[1].depends_on")]
+
+
+def test_odd_shapes_inside_lists_are_left_to_pydantic() -> None:
+    text = edit({61: "  - 5", 48: "    - [rect-2]", 76: "- {id: ep1, server: s1, partitions: [1, p1]}"})
+    _, problems = check_text(text)
+    assert sorted((p.rule, p.path) for p in problems) == [
+        ("wrong-type", "event_processors[0].partitions[0]"),
+        ("wrong-type", "racklets[0].power.psus[1]"),
+        ("wrong-type", "servers[0].psus[1]"),
+    ]

@@ -213,8 +213,6 @@ def _rack_sizes(spec: SiteSpec) -> list[tuple[int, bool]]:
             n = left
         sizes.append((n, is_racklet))
         left -= n
-        if left <= 0:
-            break
     last, is_racklet = sizes.pop()
     while last > 0:
         n = min(last, 12 if is_racklet else spec.servers_per_rack)

@@ -35,8 +35,14 @@ class _Fed:
 
 
 def _psus(owner: Mapping[str, object]) -> list[dict[str, object]]:
+    """The PSUs of a load, or none when any entry is not a mapping.
+
+    Pydantic reports the odd entry; judging redundancy on the readable half would only add noise.
+    """
     psus = owner.get("psus")
-    return [p for p in psus if isinstance(p, dict)] if isinstance(psus, list) else []
+    if not isinstance(psus, list) or not all(isinstance(p, dict) for p in psus):
+        return []
+    return psus
 
 
 def _racklet_loads_w(raw: Mapping[str, object]) -> dict[str, float]:
@@ -63,9 +69,10 @@ def _fed_loads(raw: Mapping[str, object]) -> Iterator[_Fed]:
     racklet_w = _racklet_loads_w(raw)
     for i, racklet in entries(raw, "racklets"):
         power = racklet.get("power")
-        if isinstance(power, dict) and _psus(power):
+        psus = _psus(power) if isinstance(power, dict) else []
+        if isinstance(power, dict) and psus:
             load_w = racklet_w.get(str(racklet.get("id")), 0.0)
-            yield _Fed(f"racklets[{i}].power", power.get("redundancy", "N+1"), load_w, _psus(power))
+            yield _Fed(f"racklets[{i}].power", power.get("redundancy", "N+1"), load_w, psus)
 
 
 def _check_redundancy(fed: _Fed, index: Index, problems: list[Problem]) -> None:
@@ -105,7 +112,9 @@ def _check_two_n(where: str, fed: _Fed, ratings: list[float], index: Index, prob
 
 def _check_power_path(raw: Mapping[str, object], problems: list[Problem]) -> None:
     """A server without PSUs must sit in a rack fed by a racklet's DC bus."""
-    fed_racks = {r.get("id") for _, r in entries(raw, "racks") if isinstance(r.get("racklet"), str)}
+    fed_racks = {
+        r["id"] for _, r in entries(raw, "racks") if isinstance(r.get("id"), str) and isinstance(r.get("racklet"), str)
+    }
     for i, server in entries(raw, "servers"):
         rack = server.get("rack")
         if not server.get("psus") and isinstance(rack, str) and rack not in fed_racks:
