@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import duckdb
 import numpy as np
 import pytest
 from tests.store.conftest import StoreFactory
 
 from wattwise.errors import StoreError
 from wattwise.store.base import JournalEntry, TimeSeriesStore
+from wattwise.store.export import export_training_parquet
 from wattwise.store.sql import LATEST_VERSION
 from wattwise.telemetry.batch import ReadingBatch
 
@@ -145,3 +149,14 @@ def test_latest_batch_matches_latest(store: TimeSeriesStore) -> None:
     assert cols.to_readings() == store.latest()
     assert cols.device_id.tolist() == ["a-dev", "b-dev"]  # ordered by device, then metric
     assert len(store.latest_batch(device_ids=["nobody"])) == 0
+
+
+def test_training_set_exports_to_parquet(store: TimeSeriesStore, tmp_path: Path) -> None:
+    s = _series("srv-1", 30, 13, tags=(("application", "web"),))
+    store.write(s)
+    path = tmp_path / "train" / "set.parquet"
+    assert export_training_parquet(store, path, T0_S, T0_S + 20) == 20
+    back = duckdb.connect().execute(f"SELECT t_s, value, tags FROM '{path}' ORDER BY t_s").fetchall()
+    assert [r[0] for r in back] == s.t_s[:20].tolist()
+    assert [r[1] for r in back] == s.value[:20].tolist()
+    assert back[0][2] == '{"application": "web"}'
