@@ -150,3 +150,14 @@ async def test_metrics_app_mounts_at_metrics() -> None:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as client:
         r = await client.get("/metrics/")
     assert r.status_code == 200 and "wattwise_test_load_watts 42.0" in r.text
+
+
+async def test_unknown_paths_and_methods_are_problems() -> None:
+    client, token = _client()
+    async with client:
+        missing = await client.get("/api/v1/nope", headers={"Authorization": f"Bearer {token}"})
+        wrong = await client.put("/api/v1/tokens", headers={"Authorization": f"Bearer {token}"})
+        asset = await client.get("/static/app.js")
+    assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
+    assert wrong.status_code == 405 and wrong.headers["allow"] == "GET, POST"
+    assert asset.status_code == 200 and "javascript" in asset.headers["content-type"]

@@ -161,8 +161,10 @@ class StaticBackend:
         self._subs.close()
 
     async def _tick_forever(self) -> None:
+        # The push cadence is real time (it paces the dashboard); the values follow ``clock``,
+        # so a SimClock advanced elsewhere drives what is shown without a busy loop here.
         while True:
-            await self.clock.sleep_s(self.tick_s)
+            await asyncio.sleep(self.tick_s)
             now_s = self.clock.now_s()
             self._compute(now_s)
             self._subs.publish(Event(kind="headroom", t_s=now_s, summary=self.source))
