@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import subprocess
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,10 +124,15 @@ class UpsdProcess:
             )
 
     def start_upsd(self) -> None:
-        """Start upsd (after the drivers and socket emulators are listening)."""
+        """Start upsd once every driver socket exists (upsd retries a missing one only after ~1 s)."""
         upsd = nut_binary("upsd")
         if upsd is None:
             raise FileNotFoundError("upsd not installed (apt-get install nut-server)")
+        sockets = [self.config.state / f"dummy-ups-{n}" for n in self.config.dummy]
+        sockets += [Path(self.config.socket_path(n)) for n in self.config.sockets]
+        deadline = time.monotonic() + 5.0
+        while not all(p.exists() for p in sockets) and time.monotonic() < deadline:
+            time.sleep(0.005)
         self._spawn([upsd, "-u", "root", "-F"] if os.geteuid() == 0 else [upsd, "-F"])
 
     async def wait_ready(self, ups_names: Sequence[str], timeout_s: float = 5.0) -> None:
