@@ -266,3 +266,16 @@ def test_pdu_straight_on_a_feed() -> None:
     assert graph.power_path("s") == (("s-p", "o2", "p", "f"),)
     assert graph.downstream_ids("f") == {"p", "o1", "o2", "s-p", "s"}
     assert graph.dependency_order == ()
+
+
+def test_subtree_walk_terminates_on_an_unvalidated_loop() -> None:
+    """A Site built in code skips the rules; a UPS loop must not hang the downstream walk."""
+    site = Site(
+        id="loop",
+        feeds=(Feed(id="f", capacity_w=10_000),),
+        ups=(
+            Ups(id="u1", input="u2", capacity_w=1000, capacity_va=1000, battery_wh=10),
+            Ups(id="u2", input="u1", capacity_w=1000, capacity_va=1000, battery_wh=10),
+        ),
+    )
+    assert SiteGraph(site).downstream_ids("u1") == {"u2"}

@@ -198,6 +198,7 @@ CASES = [
         42,
     ),
     Case("server with no power at all", {52: ""}, "no-power-path", "servers[1].psus", 62, "'s2' has no PSUs"),
+    Case("ATS sources not a list", {13: "  sources: feed-a"}, "wrong-type", "ats[0].sources", 13),
     Case("ATS with one source twice", {13: "  sources: [feed-a, feed-a]"}, "ats-same-source", "ats[0].sources", 13),
     Case(
         "partition owned twice",
