@@ -6,6 +6,7 @@ Screenshots go to test-artifacts/api/ (looked at by a human; 2–3 are kept in d
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -101,6 +102,8 @@ def test_empty_states_and_live_values(browser: Browser, ui_live: Live) -> None:
     expect(page.get_by_test_id("plan-empty")).to_contain_text("controller is not running")
     expect(page.get_by_test_id("running")).to_have_text("controller not running")
     expect(page.get_by_test_id("imbalance")).to_contain_text("A/B imbalance")
+    expect(page.locator('[data-ups="ups-h1-a"]')).to_contain_text("state unknown (no telemetry)")
+    expect(page.get_by_test_id("ups-runtime").first).to_have_text(re.compile(r"^\d+(\.\d)? (h|min)$"))
     first = _load_w(page, "utility-a")
     assert first > 0
     seen = {first}

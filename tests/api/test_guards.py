@@ -111,7 +111,7 @@ async def test_cors_closed_by_default_open_when_configured() -> None:
 async def test_security_headers_and_unknown_query_rejected() -> None:
     client, token = _client()
     async with client:
-        page = await client.get("/")
+        page = await client.get("/?utm_source=wallboard")
         typo = await client.get("/api/v1/headroom?max_pdu=3", headers={"Authorization": f"Bearer {token}"})
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     assert "script-src 'self'" in page.headers["content-security-policy"]

@@ -55,8 +55,8 @@ def _query_names(dependant: Dependant) -> set[str]:
 async def reject_unknown_query(request: Request) -> None:
     """422 for query parameters a route does not declare (a typo must not be silently ignored)."""
     route = request.scope.get("route")
-    if not isinstance(route, APIRoute) or not request.query_params:
-        return
+    if not isinstance(route, APIRoute) or not request.query_params or not request.url.path.startswith("/api/"):
+        return  # the dashboard page may carry whatever a bookmark added
     unknown = sorted(set(request.query_params.keys()) - _query_names(route.dependant))
     if unknown:
         raise HTTPException(422, f"unknown query parameter(s): {', '.join(repr(u) for u in unknown[:5])}")
