@@ -82,7 +82,7 @@ def test_psu_loss_at_20_50_100_pct_matches_its_80plus_curve() -> None:
         psu = twin.psu
         psu.alive[:] = True
         psu.output_w = np.array([load * 1000.0])
-        power.psu_input(psu, np.array([25.0]), 1.0, TwinParams())
+        power.psu_input(psu, 1.0, TwinParams())
         loss_w = psu.input_w[0] - psu.output_w[0]
         assert loss_w == pytest.approx(load * 1000.0 * (1.0 / eff - 1.0), rel=1e-9), (name, load)
 
@@ -103,8 +103,9 @@ def test_psu_degradation_raises_ripple_and_temperature_and_ends_in_failure() -> 
     ripple, temp, eff = [], [], []
     for _ in range(200):
         twin.step()
-        ripple.append(twin.psu.ripple_v[0])
-        temp.append(twin.psu.temperature_c[0])
+        temp_c, ripple_v = twin.psu_condition()
+        ripple.append(ripple_v[0])
+        temp.append(temp_c[0])
         eff.append(twin.psu.efficiency_frac[0])
         if twin.psu.failed[0]:
             break
@@ -120,6 +121,7 @@ def test_psu_over_current_latches_off() -> None:
     twin = Twin(_one_server_site(idle_w=100.0, peak_w=300.0, model="", psu_rating_w=200.0), seed=0)
     twin.psu.failed[1] = True  # one PSU left; the server needs more than 1.2 × 200 W at full load
     twin.work.wl_surge[:] = 100.0
+    twin.mark_dirty()
     twin.run_for(3)
     assert twin.psu.ocp_tripped[0]
     assert not twin.srv.powered[0]
@@ -170,6 +172,7 @@ def test_ups_discharge_matches_its_runtime_estimate_and_reports_nut_status() -> 
     site = _one_server_site(idle_w=200.0, peak_w=400.0, model="", ups_w=1000.0, battery_wh=50.0)
     twin = Twin(site, seed=0)
     twin.work.wl_surge[:] = 100.0  # saturate: constant full-load power, so the estimate holds
+    twin.mark_dirty()
     twin.run_for(5)
     estimate = float(chain.ups_runtime_s(twin.ch, twin.params)[0])
     twin.ch.feed_available[0] = False

@@ -57,6 +57,7 @@ def test_power_cap_and_throttle_reduce_power(small_site) -> None:  # type: ignor
     sid = small_site.servers[i].id
     # Drive the server hard so the cap binds.
     twin.work.wl_surge[twin.work.wl_server == i] = 50.0
+    twin.mark_dirty()
     twin.step()
     before = float(twin.srv.power_w[i])
     cap = (small_site.servers[i].idle_w + before) / 2

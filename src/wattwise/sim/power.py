@@ -34,11 +34,20 @@ def bus_alive(psu: PsuState, outlet_ok: BoolArray, n_bus: int) -> BoolArray:
     return np.bincount(psu.bus, weights=psu.alive.astype(np.float64), minlength=n_bus) > 0
 
 
-def server_power(srv: ServerState, demand_frac: FloatArray, p: TwinParams) -> None:
-    """Set utilisation, power and served throughput of every server for this step."""
+def server_power(srv: ServerState, demand_frac: FloatArray, p: TwinParams, fast: bool = False) -> None:
+    """Set utilisation, power and served throughput of every server for this step.
+
+    ``fast`` (every server powered and booted, no cap, throttle or thermal throttling in force)
+    skips the masks that only matter otherwise.
+    """
+    u_want = np.minimum(demand_frac, 1.0)
+    if fast:
+        srv.util_frac = u_want
+        srv.power_w = interp_rows(srv.curve_w, u_want)
+        srv.served_frac[:] = 1.0
+        return
     booting = srv.powered & (srv.boot_left_s > 0)
     running = srv.powered & ~booting
-    u_want = np.clip(demand_frac, 0.0, 1.0)
     scale = srv.throttle_frac * np.where(srv.thermal_throttled, p.thermal_throttle_frac, 1.0)
     u = u_want * scale
     power = interp_rows(srv.curve_w, u)
@@ -58,8 +67,8 @@ def server_power(srv: ServerState, demand_frac: FloatArray, p: TwinParams) -> No
     srv.first_step[:] = False
 
 
-def share_bus(psu: PsuState, bus_w: FloatArray, n_bus: int) -> None:
-    """Split each bus's load between its live PSUs by set-point weight."""
+def bus_shares(psu: PsuState, n_bus: int) -> FloatArray:
+    """Share of its bus's load each PSU carries, by set-point weight among live units."""
     w = psu.weight_w * psu.alive
     wsum = np.bincount(psu.bus, weights=w, minlength=n_bus)[psu.bus]
     unweighted = (wsum <= 0) & psu.alive
@@ -68,25 +77,34 @@ def share_bus(psu: PsuState, bus_w: FloatArray, n_bus: int) -> None:
         n_alive = np.bincount(psu.bus[unweighted], minlength=n_bus)[psu.bus]
         w = np.where(unweighted, 1.0, w)
         wsum = np.where(unweighted, n_alive, wsum)
-    psu.output_w = bus_w[psu.bus] * w / np.maximum(wsum, 1e-12)
+    return np.asarray(w / np.maximum(wsum, 1e-12), dtype=np.float64)
 
 
-def psu_input(psu: PsuState, inlet_c: FloatArray, dt_s: float, p: TwinParams) -> int:
+def psu_input(psu: PsuState, dt_s: float, p: TwinParams) -> int:
     """Efficiency, input power, degradation and protection of every PSU; returns new OCP trips."""
     load = psu.output_w / psu.rating_w
-    eff = efficiency_at(psu.eff_table, psu.curve, load) - DEGRADED_EFFICIENCY_LOSS_FRAC * psu.degradation_frac
-    eff = np.clip(eff, 0.3, 1.0)
-    standby = psu.alive * PSU_STANDBY_LOSS_FRAC * psu.rating_w
+    eff = efficiency_at(psu.eff_table, psu.curve, load)
+    degrading = bool(psu.degrade_rate_per_s.any()) or bool(psu.degradation_frac.any())
+    if degrading:
+        eff = np.maximum(eff - DEGRADED_EFFICIENCY_LOSS_FRAC * psu.degradation_frac, 0.3)
     psu.efficiency_frac = eff
-    psu.input_w = np.where(psu.output_w > 0, psu.output_w / eff, standby)
-    growing = psu.degrade_rate_per_s > 0
-    if growing.any():
+    psu.input_w = np.where(psu.output_w > 0, psu.output_w / eff, psu.alive * (PSU_STANDBY_LOSS_FRAC * psu.rating_w))
+    if degrading:
         psu.degradation_frac = np.minimum(
             1.0, psu.degradation_frac + psu.degrade_rate_per_s * dt_s * (0.5 + np.clip(load, 0.0, 2.0)) * psu.alive
         )
         psu.failed |= psu.degradation_frac >= 1.0
-    psu.temperature_c = inlet_c + 18.0 * np.clip(load, 0.0, 2.0) + 30.0 * psu.degradation_frac
-    psu.ripple_v = (0.04 + 0.6 * psu.degradation_frac**2) * psu.alive
-    new_ocp = psu.alive & (psu.output_w > p.psu_ocp_frac * psu.rating_w)
+    new_ocp = psu.output_w > p.psu_ocp_frac * psu.rating_w
+    if not new_ocp.any():
+        return 0
+    new_ocp &= psu.alive & ~psu.ocp_tripped
     psu.ocp_tripped |= new_ocp
     return int(new_ocp.sum())
+
+
+def psu_condition(psu: PsuState, inlet_c: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """(temperature °C, output ripple V) of every PSU from its inlet, load and degradation."""
+    load = np.clip(psu.output_w / psu.rating_w, 0.0, 2.0)
+    temperature_c = inlet_c + 18.0 * load + 30.0 * psu.degradation_frac
+    ripple_v = (0.04 + 0.6 * psu.degradation_frac**2) * psu.alive
+    return np.asarray(temperature_c, dtype=np.float64), np.asarray(ripple_v, dtype=np.float64)

@@ -53,32 +53,42 @@ def processors_step(
     if n == 0:
         return 0.0, 0
     host = srv.powered[ws.ep_server] & (srv.boot_left_s[ws.ep_server] <= 0)
-    shape = _shape_now(ws, shapes, t_s)
-    active = (ws.ep_mode > 0) & (ws.ep_since_s <= t_s) & (t_s < ws.ep_until_s)
-    sev = np.where(active, ws.ep_severity, 0.0)
     alive = host & ~ws.ep_failed
-    pausing = active & (ws.ep_mode == 2) & ((t_s - ws.ep_since_s) % 60.0 < 60.0 * np.clip(sev, 0, 0.9))
-    health = 1.0 - np.where(ws.ep_mode == 3, sev * (0.4 + 0.6 * shape[:, 0]), 0.3 * sev * shape[:, 0])
-    capacity = np.where(alive & ~pausing, p.processor_capacity_frac * np.clip(health, 0.0, 1.0), 0.0)
     load = np.bincount(ws.part_owner, weights=ws.part_rate, minlength=n)
-    ratio = load / np.maximum(capacity, 1e-9)
-    ws.ep_lag_s = np.maximum(0.0, ws.ep_lag_s + dt_s * np.where(capacity > 0, 1.0 - 1.0 / np.maximum(ratio, 1e-9), 1.0))
-    ws.ep_lag_s = np.where(load <= 0, 0.0, np.minimum(ws.ep_lag_s, 1e6))
-    period = ws.ep_period_s * (
-        1.0 + np.where(ws.ep_mode == 1, sev * 4.0 * np.abs(rng.standard_normal(n)), 0.0) * active
-    )
+    util = srv.util_frac[ws.ep_server]
+    any_mode = bool(ws.ep_mode.any())
+    if not any_mode:
+        # Healthy fast path: no injected instability anywhere.
+        capacity = np.where(alive, p.processor_capacity_frac, 0.0)
+        period = ws.ep_period_s
+        pausing = np.zeros(n, dtype=bool)
+        sev = np.zeros(n)
+        shape = np.zeros((n, 4))
+    else:
+        shape = _shape_now(ws, shapes, t_s)
+        active = (ws.ep_mode > 0) & (ws.ep_since_s <= t_s) & (t_s < ws.ep_until_s)
+        sev = np.where(active, ws.ep_severity, 0.0)
+        pausing = active & (ws.ep_mode == 2) & ((t_s - ws.ep_since_s) % 60.0 < 60.0 * np.clip(sev, 0, 0.9))
+        health = 1.0 - np.where(ws.ep_mode == 3, sev * (0.4 + 0.6 * shape[:, 0]), 0.3 * sev * shape[:, 0])
+        capacity = np.where(alive & ~pausing, p.processor_capacity_frac * np.clip(health, 0.0, 1.0), 0.0)
+        jitter = np.where((ws.ep_mode == 1) & active, sev * 4.0 * np.abs(rng.standard_normal(n)), 0.0)
+        period = ws.ep_period_s * (1.0 + jitter)
+    with np.errstate(divide="ignore"):
+        drain = np.where(capacity > 0, 1.0 - capacity / np.maximum(load, 1e-12), 1.0)
+    ws.ep_lag_s = np.where(load <= 0, 0.0, np.clip(ws.ep_lag_s + dt_s * drain, 0.0, 1e6))
     beat = alive & ~pausing & (t_s - ws.ep_last_hb_s >= period)
     ws.ep_last_hb_s = np.where(beat, t_s, ws.ep_last_hb_s)
     ws.ep_gap_s = t_s - ws.ep_last_hb_s
-    util = srv.util_frac[ws.ep_server]
     ws.ep_cpu_frac = np.where(alive, np.clip(np.maximum(util, load) + 0.5 * sev * shape[:, 0], 0.0, 1.0), 0.0)
     ws.ep_mem_frac = np.where(alive, np.clip(0.3 + 0.6 * np.maximum(sev * shape[:, 1], 0.0), 0.0, 1.0), 0.0)
     ws.ep_net_bps = np.where(alive, NET_FULL_BPS * np.clip(load * (1 - 0.5 * sev) + 0.2 * shape[:, 2], 0.0, 1.0), 0.0)
+    bad = (ws.ep_lag_s > ws.ep_sla_s) | ~alive
+    violating = float(np.count_nonzero(bad[ws.part_owner])) * dt_s
+    if not any_mode:
+        return violating, 0
     ending = (ws.ep_mode == 3) & (ws.ep_until_s <= t_s) & (ws.ep_until_s > t_s - dt_s)
     owns = np.bincount(ws.part_owner, minlength=n) > 0
     new_fail = ending & owns & ~ws.ep_failed
     ws.ep_failed |= new_fail
     ws.ep_mode = np.where(ws.ep_until_s <= t_s, 0, ws.ep_mode)
-    bad = (ws.ep_lag_s > ws.ep_sla_s) | ~alive
-    violating = float(bad[ws.part_owner].sum()) * dt_s
     return violating, int(new_fail.sum())

@@ -113,18 +113,19 @@ def _pdus(twin: Twin, t: float, out: Rows) -> None:
 
 def _outlets(twin: Twin, t: float, out: Rows) -> None:
     ch, ids = twin.ch, twin.ids["outlet"]
-    _emit(out, ids, "power_w", ch.outlet_w, t)
+    _emit(out, ids, "power_w", twin.outlet_power_w(), t)
     _emit(out, ids, "outlet_on", ch.outlet_on, t)
 
 
 def _psus(twin: Twin, t: float, out: Rows) -> None:
     psu, ids = twin.psu, twin.ids["psu"]
+    temperature_c, ripple_v = twin.psu_condition()
     _emit(out, ids, "input_power_w", psu.input_w, t)
     _emit(out, ids, "output_power_w", psu.output_w, t)
     _emit(out, ids, "efficiency_frac", np.where(psu.output_w > 0, psu.efficiency_frac, 0.0), t)
     _emit(out, ids, "load_frac", np.minimum(psu.output_w / psu.rating_w, 5.0), t)
-    _emit(out, ids, "temperature_c", psu.temperature_c, t)
-    _emit(out, ids, "ripple_v", psu.ripple_v, t)
+    _emit(out, ids, "temperature_c", temperature_c, t)
+    _emit(out, ids, "ripple_v", ripple_v, t)
     _emit(out, ids, "dc_voltage_v", psu.dc_voltage_v * (1.0 - 0.03 * psu.degradation_frac) * psu.alive, t)
     _emit(out, ids, "setpoint_w", np.nan_to_num(psu.setpoint_w, nan=0.0), t)
     _emit(out, ids, "available", psu.alive, t)

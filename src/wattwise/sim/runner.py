@@ -130,6 +130,7 @@ def run_scenario(
             _, _, item = heapq.heappop(queue)
             if callable(item):
                 item(tw)
+                tw.mark_dirty()
                 continue
             ended = inject(tw, item)  # type: ignore[arg-type]
             if ended is not None:

@@ -140,6 +140,7 @@ def take_snapshot(twin: Twin) -> TwinSnapshot:
     """Copy the twin's state into a :class:`TwinSnapshot`."""
     s, g, srv, psu, ch, c, ws = twin.site, twin.graph, twin.srv, twin.psu, twin.ch, twin.cool, twin.work
     full = np.maximum(ch.ups_battery_wh * ch.ups_soh_frac, 1e-9)
+    psu_temp_c, psu_ripple_v = twin.psu_condition()
     src_idx = (ch.ats_active == ch.ats_sources[:, 1]).astype(np.int64) if len(s.ats) else np.zeros(0, np.int64)
     inlet = (
         np.where(srv.rack >= 0, c.rack_inlet_c[np.maximum(srv.rack, 0)], 20.0)
@@ -161,8 +162,8 @@ def take_snapshot(twin: Twin) -> TwinSnapshot:
         psu_load_frac=_ro(psu.output_w / psu.rating_w),
         psu_alive=_ro(psu.alive),
         psu_degradation_frac=_ro(psu.degradation_frac),
-        psu_ripple_v=_ro(psu.ripple_v),
-        psu_temperature_c=_ro(psu.temperature_c),
+        psu_ripple_v=_ro(psu_ripple_v),
+        psu_temperature_c=_ro(psu_temp_c),
         ups_ids=twin.ids["ups"],
         ups_output_w=_ro(ch.ups_output_w),
         ups_capacity_w=_ro(ch.ups_capacity_w),

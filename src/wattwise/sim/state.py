@@ -151,6 +151,8 @@ class CoolingState:
     rl_leak_s: FloatArray
     rl_isolated: BoolArray
     server_trip_c: FloatArray | None = None
+    coolest_limit_c: float | None = None
+    any_thermal: bool = False
 
 
 @dataclass

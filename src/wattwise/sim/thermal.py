@@ -54,11 +54,17 @@ def thermal_step(c: CoolingState, srv: ServerState, dt_s: float, p: TwinParams) 
     excess = np.maximum(c.rack_heat_w - cap, 0.0)
     target = c.rack_setpoint_c + p.thermal_rise_c * excess / np.maximum(rated, 1.0)
     c.rack_inlet_c += (target - c.rack_inlet_c) * (1.0 - np.exp(-dt_s / p.thermal_tau_s))
+    if c.coolest_limit_c is None:
+        c.coolest_limit_c = float(srv.max_inlet_c.min()) if len(srv.max_inlet_c) else np.inf
+    hot = len(c.rack_inlet_c) > 0 and float(c.rack_inlet_c.max()) > c.coolest_limit_c
+    if not hot and not c.any_thermal:
+        return 0, _leaks(c, srv, dt_s, p)  # every rack is below every server's limit: nothing to do
     inlet = np.where(ok, c.rack_inlet_c[np.maximum(srv.rack, 0)], 20.0)
     trip_c = _server_trip_c(c, srv, p)
     srv.thermal_throttled = inlet > srv.max_inlet_c
     new_trip = srv.powered & ~srv.thermal_tripped & (inlet > trip_c)
     srv.thermal_tripped = (srv.thermal_tripped | new_trip) & ~(inlet < srv.max_inlet_c - 5.0)
+    c.any_thermal = bool(srv.thermal_throttled.any() or srv.thermal_tripped.any())
     return int(new_trip.sum()), _leaks(c, srv, dt_s, p)
 
 

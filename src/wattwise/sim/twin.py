@@ -96,6 +96,26 @@ class Twin:
             self.timeline = None
         self.pending: list[Action] = []
         self._ups_words: list[str] = []
+        self._dirty = True
+        self._booting = False
+        self._restarting = False
+        self._topo_key: tuple[bytes, int, int, int, int, int] | None = None
+        self._share: np.ndarray | None = None
+        self._all_up = False
+        self._constrained = False
+        self._migrating = False
+        self._rates: tuple[np.ndarray, float, float, float] | None = None
+        self._rates_for: object = None
+        self._tier_count = np.bincount(self.work.svc_tier, minlength=4).astype(np.float64)
+        self._phase_limit_w = np.where(self.ch.phase_capacity_w > 0, self.ch.phase_capacity_w, np.inf)
+        self._has_bus = self.srv.bus >= 0
+        self._every_bus = bool(self._has_bus.all())
+        self._ats_key = b""
+        self._ats_map: dict[str, str] = {}
+        self._ups_key = b""
+        self._server_bus0 = np.maximum(self.srv.bus, 0)
+        self._wl_scale = np.zeros(len(site.workloads))
+        self._svc: tuple[np.ndarray, np.ndarray] = (np.zeros(0, dtype=bool), np.zeros(0, dtype=bool))
         self.events: list[tuple[float, str]] = []
         self.phase_trip_age_s = np.zeros((len(site.pdus), 3))
         self.feed_trip_age_s = np.zeros(len(site.feeds))
@@ -111,6 +131,8 @@ class Twin:
         self.srv.boot_left_s[:] = 0.0
         self.work.wl_restart_left_s[:] = 0.0
         self.work.wl_running = self.work.wl_wanted & self.srv.powered[self.work.wl_server]
+        self._booting = False
+        self._dirty = True
         self._advance(1e-6, account=False)
 
     def step(self, dt_s: float | None = None) -> None:
@@ -128,36 +150,86 @@ class Twin:
         for _ in range(max(1, round(duration_s / dt))):
             self.step(dt)
 
+    def mark_dirty(self) -> None:
+        """Tell the twin that state outside its own step changed (actions, injections, tests).
+
+        The step caches what only changes on events (which PSUs are live, which workloads run,
+        sharing weights); counts of failed/latched units and the phase state are checked every
+        step as well, so a missed call costs at most one stale step.
+        """
+        self._dirty = True
+
+    def _topology_key(self) -> tuple[bytes, int, int, int, int, int]:
+        srv, psu, ch = self.srv, self.psu, self.ch
+        return (
+            ch.phase_ok.tobytes(),
+            int(np.count_nonzero(ch.outlet_on)),
+            int(np.count_nonzero(psu.failed)),
+            int(np.count_nonzero(psu.ocp_tripped)),
+            int(np.count_nonzero(srv.thermal_tripped)),
+            int(np.count_nonzero(srv.leak_tripped)),
+        )
+
+    def _power_servers(self, dt: float) -> bool:
+        """Live PSUs, buses and servers (recomputed only when the topology changed); boot timers."""
+        p, srv, psu, ch = self.params, self.srv, self.psu, self.ch
+        key = self._topology_key()
+        changed = self._dirty or key != self._topo_key
+        if changed:
+            outlet_ok = chain.outlets_live(ch, self._outlet_slot)
+            bus_ok = power.bus_alive(psu, outlet_ok, self.n_bus)
+            now = bus_ok[self._server_bus0] & self._has_bus & ~srv.thermal_tripped & ~srv.leak_tripped
+            came_up = now & ~srv.powered
+            srv.boot_left_s[came_up] = p.server_boot_s
+            srv.first_step |= came_up
+            srv.powered = now
+            self._topo_key = key
+            self._share = None
+            self._all_up = bool(now.all())
+        if self._booting:
+            srv.boot_left_s = np.maximum(srv.boot_left_s - dt, 0.0)
+        booting = bool(srv.boot_left_s.any())
+        ended = self._booting and not booting
+        self._booting = booting
+        return changed or ended or booting
+
     def _advance(self, dt: float, account: bool) -> None:
         p, srv, psu, ch, ws, g = self.params, self.srv, self.psu, self.ch, self.work, self.graph
         ups_dark, texts = chain.energize(ch, self.ix, dt, p)
-        outlet_ok = chain.outlets_live(ch, self._outlet_slot)
-        bus_ok = power.bus_alive(psu, outlet_ok, self.n_bus)
-        now = np.where(srv.bus >= 0, bus_ok[np.maximum(srv.bus, 0)], False) & ~srv.thermal_tripped & ~srv.leak_tripped
-        came_up = now & ~srv.powered
-        srv.boot_left_s = np.where(came_up, p.server_boot_s, np.maximum(srv.boot_left_s - dt, 0.0))
-        srv.first_step |= came_up
-        srv.powered = now
-        disrupted = work.update_running(ws, srv, dt, p)
-        done, gib, aborted = work.step_migrations(ws, srv, dt)
-        work.demand(ws, self.cursor, self.t_s)
-        power.server_power(srv, work.server_demand(ws, len(srv.powered)), p)
-        has_bus = srv.bus >= 0
-        bus_w = wsum(srv.bus[has_bus], srv.power_w[has_bus], self.n_bus)
-        power.share_bus(psu, bus_w, self.n_bus)
-        inlet = self._psu_inlet_c()
-        ocp = power.psu_input(psu, inlet, dt, p)
+        changed = self._power_servers(dt)
+        disrupted = 0
+        if changed or self._dirty or self._restarting:
+            disrupted = work.update_running(ws, srv, dt, p)
+            self._restarting = bool(ws.wl_restart_left_s.any())
+            self._svc = work.service_status(ws)
+            self._wl_scale = ws.wl_cpu_frac * ws.wl_surge * ws.svc_throttle_frac[ws.wl_service]
+            self._constrained = bool(np.isfinite(srv.cap_w).any() or (srv.throttle_frac < 1.0).any())
+        done, gib, aborted = (0, 0.0, 0)
+        if self._migrating or self._dirty:
+            done, gib, aborted = work.step_migrations(ws, srv, dt)
+            self._migrating = bool((ws.wl_mig_dest >= 0).any())
+        if done or aborted:
+            self._dirty = True  # placement changed: re-evaluate running workloads next step
+        ws.wl_demand_frac = self._wl_scale * self.cursor.norm_cpu(ws.wl_row, self.t_s + ws.wl_phase_s)
+        fast = self._all_up and not (self._booting or self._constrained)
+        power.server_power(srv, work.server_demand(ws, len(srv.powered)), p, fast=fast)
+        bus_w = wsum(self._server_bus0, srv.power_w if self._every_bus else srv.power_w * self._has_bus, self.n_bus)
+        if self._share is None or self._dirty:
+            self._share = power.bus_shares(psu, self.n_bus)
+        psu.output_w = bus_w[psu.bus] * self._share
+        ocp = power.psu_input(psu, dt, p)
         loads = g.chain_loads(psu.input_w, ats_source=self._ats_source())
         ch.phase_w = loads.phase_load_w
-        ch.outlet_w = np.bincount(psu.outlet, weights=psu.input_w, minlength=len(ch.outlet_on)).astype(np.float64)
         pdu_w = loads.load_w[self.ix.pdu0 :]
         chain.ups_step(ch, loads.load_w[self.ix.ups0 : self.ix.pdu0], ups_dark, dt, p)
         chain.upstream_loads(ch, self.ix, pdu_w)
         new_phase, new_feed = chain.protect(ch, self.feed_capacity_w, dt, p)
         self._reset_breakers(dt)
         thermal_trips, leak_trips = thermal.thermal_step(self.cool, srv, dt, p)
+        self._constrained |= bool(thermal_trips) or bool(srv.thermal_throttled.any())
         sla_s, ep_fail = processors.processors_step(ws, srv, self.shapes, self.t_s, dt, self.rng, p)
-        up, own_ok = work.service_status(ws)
+        self._dirty = False
+        up, own_ok = self._svc
         self.it_power_w = float(srv.power_w.sum())
         self.loss_psu_w = float((psu.input_w - psu.output_w).sum())
         self.loss_ups_w = float((ch.ups_input_w + ch.ups_battery_w - ch.ups_output_w - 0.9 * ch.ups_charge_w).sum())
@@ -176,6 +248,7 @@ class Twin:
         t.breaker_trips += int(new_phase.sum())
         t.feed_trips += int(new_feed.sum())
         t.psu_ocp_trips += ocp
+        t.psu_failures = int(np.count_nonzero(self.psu.failed))
         t.thermal_trips += thermal_trips
         t.leak_trips += leak_trips
         t.disrupted_workloads += disrupted
@@ -186,34 +259,54 @@ class Twin:
         t.processor_failures += ep_fail
         self._account(dt, up, own_ok)
 
+    def _service_rates(self, up: np.ndarray, own_ok: np.ndarray) -> tuple[np.ndarray, float, float, float]:
+        """Per-second service figures (tier up-counts, dependency violations, inversion, critical share).
+
+        They only change when the set of running workloads does, so they are cached with it.
+        """
+        if self._rates is None or self._rates_for is not self._svc:
+            ws = self.work
+            tier_up = np.bincount(ws.svc_tier, weights=up.astype(np.float64), minlength=4)
+            crit = ws.svc_tier == 0
+            self._rates = (
+                tier_up,
+                float(np.count_nonzero(own_ok & ~up)),
+                float(work.priority_inversion(ws, up)),
+                float(up[crit].mean()) if crit.any() else 1.0,
+            )
+            self._rates_for = self._svc
+        return self._rates
+
     def _account(self, dt: float, up: np.ndarray, own_ok: np.ndarray) -> None:
-        t, ch, ws, srv, psu = self.tally, self.ch, self.work, self.srv, self.psu
-        tiers = ws.svc_tier
-        t.tier_up_s += np.bincount(tiers, weights=up.astype(np.float64), minlength=4) * dt
-        t.tier_total_s += np.bincount(tiers, minlength=4) * dt
-        t.dependency_violation_s += float((own_ok & ~up).sum()) * dt
-        if work.priority_inversion(ws, up):
-            t.priority_inversion_s += dt
-        over = (ch.phase_w > ch.phase_capacity_w) & (ch.phase_capacity_w > 0)
-        t.phase_overload_s += over.ravel() * dt
+        t, ch, ws, srv = self.tally, self.ch, self.work, self.srv
+        tier_up, dep_viol, inversion, _ = self._service_rates(up, own_ok)
+        t.tier_up_s += tier_up * dt
+        t.tier_total_s += self._tier_count * dt
+        t.dependency_violation_s += dep_viol * dt
+        t.priority_inversion_s += inversion * dt
+        over = ch.phase_w > self._phase_limit_w
+        if over.any():
+            t.phase_overload_s += over.ravel() * dt
         feed_w = ch.node_load_w[: self.ix.n_feed]
         t.feed_overload_s += dt * float((feed_w > self.feed_capacity_w).any())
-        t.ups_overload_s += dt * float((ch.ups_output_w > ch.ups_capacity_w).sum())
-        t.energy_in_j += float(feed_w.sum()) * dt
+        t.ups_overload_s += dt * float(np.count_nonzero(ch.ups_output_w > ch.ups_capacity_w))
+        feed_sum_w = float(feed_w.sum())
+        t.energy_in_j += feed_sum_w * dt
         t.energy_it_j += self.it_power_w * dt
         t.energy_loss_psu_j += self.loss_psu_w * dt
         t.energy_loss_ups_j += self.loss_ups_w * dt
         t.battery_discharged_j += float(ch.ups_battery_w.sum()) * dt
-        if len(ch.ups_energy_wh):
+        if len(ch.ups_energy_wh) and ch.ups_on_battery.any():
             full = np.maximum(ch.ups_battery_wh * ch.ups_soh_frac, 1e-9)
             t.battery_min_charge_frac = min(t.battery_min_charge_frac, float((ch.ups_energy_wh / full).min()))
-        t.energy_cost += float((feed_w * ch.price_per_kwh).sum()) * dt / 3.6e6
-        t.carbon_g += float((feed_w * ch.carbon_g_per_kwh).sum()) * dt / 3.6e6
-        t.server_down_s += float((~srv.powered).sum()) * dt
-        t.thermal_throttle_s += float((srv.thermal_throttled & srv.powered).sum()) * dt
-        t.psu_failures = int(psu.failed.sum())
-        mig = ws.wl_mig_dest >= 0
-        if mig.any():
+        t.energy_cost += float(feed_w @ ch.price_per_kwh) * dt / 3.6e6
+        t.carbon_g += float(feed_w @ ch.carbon_g_per_kwh) * dt / 3.6e6
+        if not self._all_up:
+            t.server_down_s += float(np.count_nonzero(~srv.powered)) * dt
+        if self.cool.any_thermal:
+            t.thermal_throttle_s += float(np.count_nonzero(srv.thermal_throttled & srv.powered)) * dt
+        if self._migrating:
+            mig = ws.wl_mig_dest >= 0
             dest = ws.wl_mig_dest[mig]
             span = srv.curve_w[dest, 10] - srv.curve_w[dest, 0]
             t.migration_energy_j += float((ws.wl_demand_frac[mig] * span).sum()) * dt
@@ -232,8 +325,7 @@ class Twin:
         tl.inlet_max_c.append(float(inlet.max()) if len(inlet) else 0.0)
         tl.inlet_mean_c.append(float(inlet.mean()) if len(inlet) else 0.0)
         tl.it_power_w.append(self.it_power_w)
-        crit = self.work.svc_tier == 0
-        tl.critical_up_frac.append(float(up[crit].mean()) if crit.any() else 1.0)
+        tl.critical_up_frac.append(self._service_rates(up, self._svc[1])[3])
 
     # ---- helpers -------------------------------------------------------------------------
     def _psu_racks(self) -> np.ndarray:
@@ -251,9 +343,24 @@ class Twin:
         """Inlet temperature seen by each PSU (its rack's inlet; 25 °C without a rack)."""
         return np.where(self._psu_rack >= 0, self.cool.rack_inlet_c[np.maximum(self._psu_rack, 0)], 25.0)
 
+    def psu_condition(self) -> tuple[np.ndarray, np.ndarray]:
+        """Current (temperature °C, ripple V) of every PSU (computed on demand, not every step)."""
+        temp, ripple = power.psu_condition(self.psu, self._psu_inlet_c())
+        self.psu.temperature_c, self.psu.ripple_v = temp, ripple
+        return temp, ripple
+
+    def outlet_power_w(self) -> np.ndarray:
+        """Power drawn at every outlet now, W (computed on demand)."""
+        self.ch.outlet_w = wsum(self.psu.outlet, self.psu.input_w, len(self.ch.outlet_on))
+        return self.ch.outlet_w
+
     def _ats_source(self) -> dict[str, str]:
-        ids = self.graph.node_ids
-        return {a.id: ids[int(self.ch.ats_active[i])] for i, a in enumerate(self.site.ats)}
+        key = self.ch.ats_active.tobytes()
+        if key != self._ats_key:
+            ids = self.graph.node_ids
+            self._ats_map = {a.id: ids[int(self.ch.ats_active[i])] for i, a in enumerate(self.site.ats)}
+            self._ats_key = key
+        return self._ats_map
 
     def _phase_name(self, flat: int) -> str:
         return f"{self.site.pdus[flat // 3].id}/L{flat % 3 + 1}"
@@ -286,6 +393,12 @@ class Twin:
 
     def _ups_events(self) -> None:
         """Log UPS status transitions (OL → OB → OB LB → OFF and back)."""
+        ch = self.ch
+        low = ch.ups_energy_wh < ch.ups_low_frac * ch.ups_battery_wh * ch.ups_soh_frac
+        key = b"".join(a.tobytes() for a in (ch.ups_off, ch.ups_on_battery, low, ch.ups_bypass))
+        if key == self._ups_key:
+            return
+        self._ups_key = key
         words = self._ups_state()
         for uid, old, new in zip(self.ids["ups"], self._ups_words, words, strict=True):
             if old != new:
@@ -299,7 +412,8 @@ class Twin:
         logger.info("twin t=%.1f s: %s", self.t_s, text)
 
     def note(self, text: str) -> None:
-        """Record an external event (scenario injection) in the event log."""
+        """Record an external event (scenario injection) in the event log; state may have changed."""
+        self._dirty = True
         self._event(text)
 
     def _due_actions(self) -> None:
@@ -316,6 +430,7 @@ class Twin:
         from wattwise.sim.actions import apply_action
 
         result = apply_action(self, action)
+        self._dirty = True
         if result.ok:
             self.tally.actions_ok += 1
         else:
