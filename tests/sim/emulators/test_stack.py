@@ -14,15 +14,15 @@ from wattwise.sim.driver import TwinDriver
 from wattwise.sim.emulators.stack import Endpoints, start_endpoints
 from wattwise.sim.twin import Twin
 
-# 24 servers: two racks of PSU-fed servers behind PDUs, one racklet rack (DC bus, cooling module).
-SITE = generate_site(SiteSpec(servers=24, servers_per_rack=8, racks_per_hall=3, racklet_racks_per_hall=1, seed=1))
+# 16 servers in 4 racks: PSU-fed servers behind PDUs, and racklet racks (DC bus, cooling module).
+SITE = generate_site(SiteSpec(servers=16, servers_per_rack=4, racks_per_hall=4, racklet_racks_per_hall=1, seed=1))
 
 
 @pytest.fixture
 async def wire() -> AsyncIterator[tuple[Twin, Endpoints]]:
     need_nut()
     twin = Twin(SITE, seed=0)
-    endpoints = await start_endpoints(TwinDriver(twin), SITE, cache_s=0.0)
+    endpoints = await start_endpoints(TwinDriver(twin), SITE)  # the read cache is dropped on every apply
     try:
         yield twin, endpoints
     finally:

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
+from pysnmp.hlapi.v3arch.asyncio import SnmpEngine
+
 from wattwise.drivers.base import Driver
 from wattwise.drivers.fanout import FanoutDriver
 from wattwise.drivers.modbus import ModbusRackletDriver, RackletIds
@@ -81,6 +83,7 @@ class Endpoints:
     _servers: list[_Server] = field(default_factory=list)
     _upsd: UpsdProcess | None = None
     _workdir: Path | None = None
+    _snmp_engine: SnmpEngine | None = None
 
     def drivers(self) -> list[Driver]:
         """One protocol driver per endpoint."""
@@ -99,6 +102,8 @@ class Endpoints:
         """Close client drivers, stop emulators and upsd (by PID), remove the work dir."""
         for e in self.endpoints:
             await e.client.close()
+        if self._snmp_engine is not None:
+            self._snmp_engine.close_dispatcher()
         if self._upsd is not None:
             self._upsd.stop()
         for s in self._servers:
@@ -192,6 +197,8 @@ async def _start_nut(backing: Driver, site: Site, pdus: bool, retry: RetryPolicy
 
 
 async def _start_snmp(backing: Driver, site: Site, retry: RetryPolicy, out: Endpoints) -> None:
+    if site.pdus:
+        out._snmp_engine = SnmpEngine()  # one engine for every PDU: each costs a MIB load
     for pdu in site.pdus:
         outlets = tuple(o.id for o in pdu.outlets)
         agent = SnmpPduAgent(backing, SnmpPduSpec(pdu.id, outlets, pdu.phases, SNMP_COMMUNITY, pdu.voltage_v))
@@ -202,6 +209,7 @@ async def _start_snmp(backing: Driver, site: Site, retry: RetryPolicy, out: Endp
             SnmpTarget(port=agent.port, community=SNMP_COMMUNITY),
             outlet_ids=dict(enumerate(outlets, start=1)),
             retry=retry,
+            engine=out._snmp_engine,
         )
         out.endpoints.append(Endpoint("snmp", f"snmp://127.0.0.1:{agent.port}", (pdu.id, *outlets), client))
 
