@@ -66,15 +66,21 @@ def make_elector(backend: str, endpoint: str, name: str) -> LeaderElector:
 
 
 async def lead(elector: LeaderElector, token: int, journal: FileJournal, http: httpx.AsyncClient,
-               actions: list[Action], period_s: float) -> None:  # fmt: skip
+               actions: list[Action], period_s: float, stall: tuple[int, float] | None) -> None:  # fmt: skip
     done = journal.acked()  # warm state: what the previous leader finished
-    for base in actions:
+    for i, base in enumerate(actions):
         if base.command_id in done:
             continue
         if not await elector.is_leader():
             return
         action = base.model_copy(update={"fencing_token": token})
         journal.append(JournalEntry.of(action, Phase.SENT, time.time()))
+        if stall is not None and i == stall[0]:
+            # A process pause between the leadership check and the send (GC, swap, SIGSTOP):
+            # it blocks the whole event loop, keepalive included, so the lease expires.
+            say(event="stall", name=elector.identity, token=token, target=action.target_id)
+            time.sleep(stall[1])  # noqa: ASYNC251 - blocking on purpose
+            stall = None
         resp = await http.post("/apply", content=action.model_dump_json())
         result = ActionResult.model_validate_json(resp.text)
         phase = Phase.ACKED if result.ok else Phase.FAILED
@@ -98,6 +104,8 @@ async def main() -> None:
     parser.add_argument("--journal", type=Path, required=True)
     parser.add_argument("--commands", type=int, default=100)
     parser.add_argument("--period-s", type=float, default=0.02)
+    parser.add_argument("--stall-at", type=int, default=-1, help="freeze before sending this command")
+    parser.add_argument("--stall-s", type=float, default=0.0)
     args = parser.parse_args()
     actions = [
         Action(kind=ActionKind.WORKLOAD_STOP, target_id=f"load-{i:03d}", decision_id="event-1", reason="feed A lost")
@@ -105,11 +113,13 @@ async def main() -> None:
     ]
     elector = make_elector(args.backend, args.endpoint, args.name)
     journal = FileJournal(args.journal)
+    stall = (args.stall_at, args.stall_s) if args.stall_at >= 0 else None
     async with httpx.AsyncClient(base_url=args.device_url, timeout=5.0) as http:
         while True:
             token = await elector.campaign()
             say(event="leader", name=args.name, token=token)
-            await lead(elector, token, journal, http, actions, args.period_s)
+            await lead(elector, token, journal, http, actions, args.period_s, stall)
+            stall = None
 
 
 if __name__ == "__main__":

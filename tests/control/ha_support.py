@@ -135,13 +135,15 @@ class Controller:
 
 
 def controller(
-    tmp: Path, name: str, backend: str, endpoint: str, device_url: str, commands: int, period_s: float
-) -> Controller:
+    tmp: Path, name: str, backend: str, endpoint: str, device_url: str, commands: int, period_s: float,
+    stall_at: int = -1, stall_s: float = 0.0,
+) -> Controller:  # fmt: skip
     """Start ``ha_controller.py`` as a separate process."""
     out = tmp / f"{name}.out"
     cmd = [sys.executable, str(HERE / "ha_controller.py"), "--backend", backend, "--endpoint", endpoint,
            "--name", name, "--device-url", device_url, "--journal", str(tmp / "journal.jsonl"),
-           "--commands", str(commands), "--period-s", str(period_s)]  # fmt: skip
+           "--commands", str(commands), "--period-s", str(period_s),
+           "--stall-at", str(stall_at), "--stall-s", str(stall_s)]  # fmt: skip
     with out.open("w") as fh:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
     return Controller(name, proc, out)

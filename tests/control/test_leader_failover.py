@@ -55,9 +55,6 @@ def _run_and_kill(tmp: Path, backend: str, endpoint: str, dev: Device, sig: int)
         t_kill = time.time()
         os.kill(old.proc.pid, sig)
         wait_until(lambda: len(dev.executed()) >= COMMANDS, 30.0, "the whole event executed", step_s=0.05)
-        if sig == signal.SIGSTOP:
-            os.kill(old.proc.pid, signal.SIGCONT)  # the deposed leader wakes up believing it leads
-            time.sleep(1.0)
         executed = dev.executed()
         new_token = max(e["token"] for e in executed)
         first_new = min(e["t"] for e in executed if e["token"] > old_token)
@@ -80,8 +77,6 @@ def _run_and_kill(tmp: Path, backend: str, endpoint: str, dev: Device, sig: int)
         return {"takeover_s": takeover_s, "old_token": old_token, "new_token": new_token}
     finally:
         for c in ctrls:
-            if c.proc.poll() is None:
-                os.kill(c.proc.pid, signal.SIGCONT)
             stop(c.proc)
 
 
@@ -90,14 +85,34 @@ def test_etcd_failover_kill9(tmp_path: Path) -> None:
         _run_and_kill(tmp_path, "etcd", url, dev, signal.SIGKILL)
 
 
-def test_etcd_frozen_leader_is_fenced(tmp_path: Path) -> None:
-    """SIGSTOP the leader past its lease, let a follower lead, wake the old one: it cannot act."""
+def test_etcd_stalled_leader_is_fenced_by_the_device(tmp_path: Path) -> None:
+    """The leader freezes between its leadership check and its send, for longer than its lease.
+
+    A follower takes over and sends with a higher token; when the old leader wakes up and
+    sends the command it had prepared, the device refuses it and the old leader resigns.
+    """
     with etcd_server(tmp_path / "etcd") as url, device(tmp_path) as dev:
-        _run_and_kill(tmp_path, "etcd", url, dev, signal.SIGSTOP)
-        refused_old = [e for e in dev.events() if e["event"] == "refused" and e["target_id"] != "load-stale"]
-        # Whether the woken leader noticed its lapsed lease first or tried to send (and was
-        # refused), it executed nothing: checked in _run_and_kill. Refusals, if any, say why.
-        assert all(e["message"].startswith("fenced: token") for e in refused_old)
+        stall_at = COMMANDS // 4
+        first = controller(tmp_path, "c0", "etcd", url, dev.url, COMMANDS, PERIOD_S, stall_at=stall_at, stall_s=3.5)
+        ctrls = [first]
+        try:
+            wait_until(lambda: bool(first.tokens()), 20.0, "c0 leading")
+            ctrls += [controller(tmp_path, f"c{i}", "etcd", url, dev.url, COMMANDS, PERIOD_S) for i in (1, 2)]
+            wait_until(lambda: any(e["event"] == "fenced" for e in first.read()), 30.0, "c0 fenced by the device")
+            wait_until(lambda: len(dev.executed()) >= COMMANDS, 30.0, "the whole event executed", step_s=0.05)
+            old_token = first.tokens()[0]
+            fenced = next(e for e in first.read() if e["event"] == "fenced")
+            new_token = max(e["token"] for e in dev.executed())
+            assert fenced["message"] == f"fenced: token {old_token} < {new_token}"
+            refused = [e for e in dev.events() if e["event"] == "refused"]
+            assert [(e["target_id"], e["token"]) for e in refused] == [(f"load-{stall_at:03d}", old_token)]
+            counts = Counter(e["target_id"] for e in dev.executed())
+            assert sorted(counts) == [f"load-{i:03d}" for i in range(COMMANDS)] and max(counts.values()) == 1
+            stalled = next(e for e in dev.executed() if e["target_id"] == f"load-{stall_at:03d}")
+            assert stalled["token"] == new_token  # executed once, by the new leader
+        finally:
+            for c in ctrls:
+                stop(c.proc)
 
 
 @pytest.mark.peer("postgres")
