@@ -79,6 +79,7 @@ class GuardMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        t0_s = time.perf_counter()
         client = scope.get("client")
         addr = client[0] if client else "unknown"
         if not self._allow(addr):
@@ -104,7 +105,10 @@ class GuardMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []), *_SECURITY_HEADERS]}
+                # Server-Timing: time in the server until the response starts (W3C Server Timing).
+                timing = f"app;dur={(time.perf_counter() - t0_s) * 1e3:.2f}".encode()
+                extra = [*_SECURITY_HEADERS, (b"server-timing", timing)]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
 
         await self.app(scope, replay, send_with_headers)
