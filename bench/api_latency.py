@@ -209,6 +209,8 @@ def write_report(
         "",
         "Latency is measured at the client, so it includes queueing behind the other in-flight requests: "
         "once the server is saturated, p50 ≈ clients ÷ throughput (Little's law).",
+        "The backend builds a headroom view once per load change (every 1 s here) and the route encodes its JSON "
+        "once per view, so most headroom requests reuse bytes; status is built on every request.",
         "Server p99: from the `Server-Timing` header, the time from the request reaching the app's outermost "
         "middleware to the response starting (excludes socket and client-side queueing).",
         "In-process ms/req: the app called directly (httpx ASGITransport, one request at a time, no sockets), "
