@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -100,6 +101,27 @@ async def load(
     return np.array(latencies), np.array(server_ms), errors, size
 
 
+def _load_sync(args: tuple[str, str, str, float, int]) -> tuple[np.ndarray, np.ndarray, int, int]:
+    return asyncio.run(load(*args))
+
+
+def load_procs(
+    url: str, path: str, token: str, duration_s: float, concurrency: int, procs: int
+) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """``concurrency`` clients spread over ``procs`` client processes (1: all in this process)."""
+    if procs <= 1:
+        return _load_sync((url, path, token, duration_s, concurrency))
+    per = [concurrency // procs + (1 if i < concurrency % procs else 0) for i in range(procs)]
+    with ProcessPoolExecutor(procs) as pool:
+        parts = list(pool.map(_load_sync, [(url, path, token, duration_s, c) for c in per if c]))
+    return (
+        np.concatenate([p[0] for p in parts]),
+        np.concatenate([p[1] for p in parts]),
+        sum(p[2] for p in parts),
+        max(p[3] for p in parts),
+    )
+
+
 async def in_process_ms(site: object, path: str, n: int = 300) -> float:
     """Mean server-side cost of one request (app called directly, sequentially, no sockets), ms."""
     from wattwise.api.app import create_app
@@ -128,6 +150,7 @@ def main() -> None:
     ap.add_argument("--servers", type=int, default=10_000)
     ap.add_argument("--duration-s", type=float, default=6.0)
     ap.add_argument("--concurrency", default="2,8", help="Comma-separated client counts")
+    ap.add_argument("--client-procs", type=int, default=1, help="Client processes the clients are spread over")
     args = ap.parse_args()
     t0 = time.perf_counter()
     site = generate_site(SiteSpec(servers=args.servers, seed=0, site_id=f"generated-{args.servers}"))
@@ -152,7 +175,8 @@ def main() -> None:
             load_before = os.getloadavg()[0]
             for conc in [int(c) for c in str(args.concurrency).split(",")]:
                 for path, what in endpoints:
-                    lat, srv, errors, size = asyncio.run(load(url, path, token, args.duration_s, conc))
+                    procs = min(args.client_procs, conc)
+                    lat, srv, errors, size = load_procs(url, path, token, args.duration_s, conc, procs)
                     p50, p95, p99 = np.percentile(lat, [50, 95, 99])
                     s99 = float(np.percentile(srv, 99))
                     rows.append((conc, path, what, len(lat), errors, p50, p95, p99, float(lat.max()), size, s99))
