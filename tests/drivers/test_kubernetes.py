@@ -66,6 +66,8 @@ class ReplayApiServer:
             return httpx.Response(self.status, json={"kind": "Status", "code": self.status})
         if request.method == "GET" and path == "/api/v1/nodes":
             return httpx.Response(200, json={**load("eks-1.31-nodelist.json"), "items": list(self.nodes.values())})
+        if path.startswith("/api/v1/nodes/") and path.endswith("/status"):
+            return self._node_status(path.split("/")[-2], body)
         if path.startswith("/api/v1/nodes/"):
             return self._node(request.method, path.rsplit("/", 1)[1], body)
         if request.method == "GET" and path == "/api/v1/pods":
@@ -86,6 +88,13 @@ class ReplayApiServer:
                 return httpx.Response(409, json={"kind": "Status", "status": "Failure", "code": 409})
             patched = merge_patch(self.nodes[name], patch)
             self.nodes[name] = patched
+        return httpx.Response(200, json=self.nodes[name])
+
+    def _node_status(self, name: str, patch: Any) -> httpx.Response:
+        """Strategic merge of ``status.conditions`` by ``type`` (its patchMergeKey)."""
+        conditions = self.nodes[name]["status"]["conditions"]
+        for new in patch["status"]["conditions"]:
+            conditions[:] = [c for c in conditions if c["type"] != new["type"]] + [new]
         return httpx.Response(200, json=self.nodes[name])
 
     def _evict(self, pod: str) -> httpx.Response:
@@ -139,12 +148,20 @@ async def test_cordon_patches_unschedulable_and_taint_then_resume_undoes_it() ->
         "unschedulable": True,
         "taints": [{"key": DEFAULT_TAINT_KEY, "value": "true", "effect": "NoSchedule"}],
     }
-    avail = {r.device_id: r.value for r in await driver.read()}
-    assert avail == {NODE_A: 0.0, NODE_B: 1.0}
+    method, path, ctype, body = next(r for r in server.requests if r[1].endswith("/status"))
+    assert (method, ctype) == ("PATCH", "application/strategic-merge-patch+json")
+    (condition,) = body["status"]["conditions"]
+    assert condition["type"] == "WattwisePowerDegraded" and condition["status"] == "True"
+    assert condition["message"] == "feed B predicted overload"
+    readings = {r.device_id: r for r in await driver.read()}
+    assert {k: r.value for k, r in readings.items()} == {NODE_A: 0.0, NODE_B: 1.0}
+    assert dict(readings[NODE_A].tags)["conditions"] == "WattwisePowerDegraded"
+    assert len(server.nodes[NODE_A]["status"]["conditions"]) == 5  # the kubelet's four are kept
     assert (await driver.apply(act(ActionKind.NODE_CORDON, NODE_A))).message == "already cordoned"
     resumed = await driver.apply(act(ActionKind.NODE_RESUME, NODE_A))
     assert resumed.ok and resumed.message == "uncordoned"
     assert "taints" not in server.nodes[NODE_A]["spec"] and not server.nodes[NODE_A]["spec"]["unschedulable"]
+    assert server.nodes[NODE_A]["status"]["conditions"][-1]["status"] == "False"
     assert (await driver.apply(act(ActionKind.NODE_RESUME, NODE_A))).message == "in service"
 
 
@@ -153,7 +170,7 @@ async def test_cordon_rereads_after_a_conflict() -> None:
     server.conflicts_left = 1
     result = await make(server).apply(act(ActionKind.NODE_CORDON, NODE_A))
     assert result.ok
-    patches = [r for r in server.requests if r[0] == "PATCH"]
+    patches = [r for r in server.requests if r[0] == "PATCH" and not r[1].endswith("/status")]
     assert [p[3]["metadata"]["resourceVersion"] for p in patches] == ["2161", "21610"]
 
 

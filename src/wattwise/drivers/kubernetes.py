@@ -9,10 +9,12 @@ Action mapping (``target_id`` is a node name, or ``namespace/pod`` for a pod):
 ActionKind              API calls
 ======================  ===============================================================
 ``NODE_CORDON``         ``PATCH /api/v1/nodes/N`` (merge patch): ``spec.unschedulable``
-                        and wattwise's taint (``power.wattwise.io/degraded:NoSchedule``)
+                        and wattwise's taint (``power.wattwise.io/degraded:NoSchedule``);
+                        ``PATCH .../N/status``: NodeCondition ``WattwisePowerDegraded``
 ``NODE_DRAIN``          cordon, then ``POST .../pods/P/eviction`` (policy/v1) for every pod
                         on N except DaemonSet and mirror pods
-``NODE_RESUME``         ``PATCH``: ``unschedulable: false``, wattwise's taint removed
+``NODE_RESUME``         ``PATCH``: ``unschedulable: false``, wattwise's taint removed, the
+                        condition set ``False``
 ``WORKLOAD_MIGRATE``    evict ``namespace/pod``; its controller re-creates it elsewhere
 ======================  ===============================================================
 
@@ -30,6 +32,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -45,7 +48,9 @@ _SUPPORTED = frozenset(
     {ActionKind.NODE_CORDON, ActionKind.NODE_DRAIN, ActionKind.NODE_RESUME, ActionKind.WORKLOAD_MIGRATE}
 )
 _MERGE_PATCH = "application/merge-patch+json"
+_STRATEGIC_PATCH = "application/strategic-merge-patch+json"
 DEFAULT_TAINT_KEY = "power.wattwise.io/degraded"
+DEFAULT_CONDITION = "WattwisePowerDegraded"
 
 
 class ApiStatus(Exception):
@@ -71,6 +76,7 @@ class KubernetesDriver:
         token: Bearer token (a ServiceAccount's), or ``None``.
         node_ids: Site id of each Kubernetes node name; others keep their node name.
         taint_key: Key of the taint wattwise puts on cordoned nodes.
+        condition_type: NodeCondition wattwise sets True on cordon and False on resume.
         client: An ``httpx.AsyncClient`` (tests inject a ``MockTransport``); one is made if absent.
         retry: Timeout, attempts and back-off per request.
         now_s: Time source for reading timestamps.
@@ -85,6 +91,7 @@ class KubernetesDriver:
         token: str | None = None,
         node_ids: Mapping[str, str] | None = None,
         taint_key: str = DEFAULT_TAINT_KEY,
+        condition_type: str = DEFAULT_CONDITION,
         client: httpx.AsyncClient | None = None,
         retry: RetryPolicy | None = None,
         now_s: Callable[[], float] = time.time,
@@ -94,6 +101,7 @@ class KubernetesDriver:
         self.node_ids = dict(node_ids or {})
         self._node_names = {v: k for k, v in self.node_ids.items()}
         self.taint_key = taint_key
+        self.condition_type = condition_type
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = client or httpx.AsyncClient(base_url=self.base_url, headers=headers)
         self.retry = retry or RetryPolicy(timeout_s=5.0, attempts=2)
@@ -175,6 +183,8 @@ class KubernetesDriver:
         name = self._node_names.get(action.target_id, action.target_id)
         cordon = action.kind is not ActionKind.NODE_RESUME
         changed = await self._set_cordon(name, cordon)
+        if changed:
+            await self._set_condition(name, cordon, action.reason)
         state = (
             ("cordoned" if cordon else "uncordoned") if changed else ("already cordoned" if cordon else "in service")
         )
@@ -204,6 +214,24 @@ class KubernetesDriver:
                 raise
             return True
         return True  # unreachable: the loop returns or raises
+
+    async def _set_condition(self, name: str, degraded: bool, reason: str) -> None:
+        """Report the power state as a NodeCondition (the node-problem-detector convention).
+
+        ``conditions`` merges by ``type`` under a strategic merge patch, so other conditions
+        (Ready, the kubelet's pressures) are left alone.
+        """
+        now = datetime.fromtimestamp(self.now_s(), tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        condition = {
+            "type": self.condition_type,
+            "status": "True" if degraded else "False",
+            "reason": "WattwiseCordoned" if degraded else "WattwiseResumed",
+            "message": reason[:200] or "wattwise",
+            "lastHeartbeatTime": now,
+            "lastTransitionTime": now,
+        }
+        patch = {"status": {"conditions": [condition]}}
+        await self._request("PATCH", f"/api/v1/nodes/{quote(name)}/status", patch, _STRATEGIC_PATCH)
 
     async def _evict_node_pods(self, name: str) -> tuple[bool, str]:
         selector = quote(f"spec.nodeName={name}")
