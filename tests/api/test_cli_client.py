@@ -50,3 +50,39 @@ def test_journal_lists_who_did_what(live: Live) -> None:
     assert (newest["actor"], newest["kind"], newest["target"]) == ("operator-user", "maintenance", "pdu-r00001-b")
     table = runner.invoke(app, ["journal", "--url", live.url, "--token", live.token["viewer"]], env={"COLUMNS": "200"})
     assert table.exit_code == 0 and "operator-user" in table.output and "maintenance" in table.output
+
+
+def test_serve_command_serves_api_and_dashboard(tmp_path: object) -> None:
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from tests.api.conftest import DEMO_SITE
+
+    port = free_port()
+    admin = "serve-test-admin-token-0123"
+    cmd = [sys.executable, "-c", "from wattwise.cli import main; main()", "serve", "--site", str(DEMO_SITE)]
+    proc = subprocess.Popen(
+        [*cmd, "--port", str(port)],
+        env={**os.environ, "WATTWISE_ADMIN_TOKEN": admin},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30.0
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        me = httpx.get(f"{url}/api/v1/me", headers={"Authorization": f"Bearer {admin}"}, timeout=5.0)
+        page = httpx.get(f"{url}/", timeout=5.0)
+        assert me.json() == {"name": "admin", "role": "admin"}
+        assert "<title>wattwise</title>" in page.text
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+    assert admin.encode() not in err  # the token is never echoed
