@@ -6,11 +6,12 @@ service: full, a throttle level, or off, within every breaker, phase, PDU, UPS a
 limit and within each on-battery UPS's energy for its tiers' runtime targets (see
 :mod:`wattwise.decide.allocation_problem` for the exact model).
 
-The plan is turned into ordered actions: sheds in reverse dependency order (dependants
-first, one layer per ``shed_layer_s``), then outlets of servers left with nothing to run
-switched off; when power allows again, outlets back on, then restores in dependency order
-(dependencies first), batched so each step's inrush stays under ``inrush_step_w``, one step
-per ``restore_stagger_s`` (``Action.not_before_s``).
+The plan is turned into ordered actions: sheds least important tier first and, inside a
+tier, in reverse dependency order (dependants first), one layer per ``shed_layer_s``; then
+outlets of servers left with nothing to run switched off; when power allows again, outlets
+back on, then restores in dependency order (dependencies first), batched so each step's
+inrush stays under ``inrush_step_w``, one step per ``restore_stagger_s``
+(``Action.not_before_s``).
 """
 
 from __future__ import annotations
@@ -36,9 +37,11 @@ class GreedyAllocationPolicy:
     Args:
         min_hold_s: Shortest battery time any kept service is charged for (re-plan period), s.
         inverter_efficiency_frac: UPS inverter efficiency on battery.
-        shed_layer_s: Delay between dependency layers when shedding, s.
+        shed_layer_s: Delay between shed layers (tier, then dependency layer), s.
         restore_stagger_s: Delay between restore steps, s.
         inrush_step_w: Most power restored in one step, W.
+        restore_margin_frac: Free share of every limit required before a service shed in the
+            state is restored during an event (hysteresis against shed/restore flapping).
 
     >>> from wattwise.model.generate import SiteSpec, generate_site
     >>> from wattwise.decide.index import SiteIndex
@@ -60,11 +63,13 @@ class GreedyAllocationPolicy:
         self,
         min_hold_s: float = 60.0,
         inverter_efficiency_frac: float = 0.95,
-        shed_layer_s: float = 1.0,
+        shed_layer_s: float = 0.5,
         restore_stagger_s: float = 5.0,
         inrush_step_w: float = 20_000.0,
+        restore_margin_frac: float = 0.05,
     ) -> None:
         self.min_hold_s = min_hold_s
+        self.restore_margin_frac = restore_margin_frac
         self.inverter_efficiency_frac = inverter_efficiency_frac
         self.shed_layer_s = shed_layer_s
         self.restore_stagger_s = restore_stagger_s
@@ -82,7 +87,7 @@ class GreedyAllocationPolicy:
 
     def plan(self, problem: AllocationProblem, state: PowerState) -> tuple[IntArray, list[str]]:
         """Level index per service and solver notes."""
-        return solve_greedy(problem, state.index.service_dep_depth), []
+        return solve_greedy(problem, state.index.service_dep_depth, self.restore_margin_frac), []
 
     def decide(self, state: PowerState, forecast: SiteForecast) -> Decision:
         """Plan the allocation for ``state`` and return it as ordered actions."""
@@ -110,6 +115,7 @@ class MilpAllocationPolicy(GreedyAllocationPolicy):
         shed_layer_s: See :class:`GreedyAllocationPolicy`.
         restore_stagger_s: See :class:`GreedyAllocationPolicy`.
         inrush_step_w: See :class:`GreedyAllocationPolicy`.
+        restore_margin_frac: See :class:`GreedyAllocationPolicy`.
 
     >>> from wattwise.model.generate import SiteSpec, generate_site
     >>> from wattwise.decide.index import SiteIndex
@@ -129,11 +135,14 @@ class MilpAllocationPolicy(GreedyAllocationPolicy):
         mip_rel_gap: float = 1e-4,
         min_hold_s: float = 60.0,
         inverter_efficiency_frac: float = 0.95,
-        shed_layer_s: float = 1.0,
+        shed_layer_s: float = 0.5,
         restore_stagger_s: float = 5.0,
         inrush_step_w: float = 20_000.0,
+        restore_margin_frac: float = 0.05,
     ) -> None:
-        super().__init__(min_hold_s, inverter_efficiency_frac, shed_layer_s, restore_stagger_s, inrush_step_w)
+        super().__init__(
+            min_hold_s, inverter_efficiency_frac, shed_layer_s, restore_stagger_s, inrush_step_w, restore_margin_frac
+        )
         self.time_limit_s = time_limit_s
         self.mip_rel_gap = mip_rel_gap
 
@@ -198,9 +207,12 @@ def _shed_actions(
     out: list[Action] = []
     t0 = state.t_s
     shed = np.flatnonzero((new == 0) & (cur > 0))
-    order = shed[np.lexsort((-p.rank[shed], ix.service_dep_level[shed]))]
-    for s in order.tolist():
-        layer = int(ix.service_dep_level[s])
+    # Least important tier first; inside a tier, dependants before their dependencies. A
+    # dependant never has a more important inherited tier than its dependency, so both hold.
+    order = shed[np.lexsort((ix.service_dep_level[shed], -p.rank[shed]))]
+    key = np.stack([-p.rank[order], ix.service_dep_level[order]], axis=1)
+    steps = np.concatenate([[0], np.cumsum((np.diff(key, axis=0) != 0).any(axis=1))]) if len(order) else order
+    for s, layer in zip(order.tolist(), steps.tolist(), strict=True):
         out.append(
             Action(
                 kind=ActionKind.SERVICE_SHED,
@@ -208,7 +220,7 @@ def _shed_actions(
                 value=0.0,
                 previous_value=float(cur[s]),
                 reason=f"power event: shed tier-{int(p.rank[s])} service (dependants first)",
-                not_before_s=t0 + layer * policy.shed_layer_s,
+                not_before_s=t0 + int(layer) * policy.shed_layer_s,
             )
         )
     thr = np.flatnonzero((new > 0) & (cur > 0) & (np.abs(new - cur) > 1e-9))
@@ -223,7 +235,7 @@ def _shed_actions(
         )
         for s in thr.tolist()
     ]
-    last = t0 + (int(ix.service_dep_level[order].max()) + 1 if len(order) else 0) * policy.shed_layer_s
+    last = t0 + (int(steps[-1]) + 1 if len(order) else 0) * policy.shed_layer_s
     was_on = p.host_on(np.where(cur > 0, 0, OFF).astype(np.int64))
     off = p.host_server[(p.host_on(np.where(new > 0, 0, OFF).astype(np.int64)) == 0) & (was_on > 0)]
     out += [

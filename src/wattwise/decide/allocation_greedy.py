@@ -71,7 +71,8 @@ def _moves(
         svc_list.append(members[shed])
         new_list.append(np.full(int(shed.sum()), OFF))
         save_list.append(save.T)
-        ratio_list.append(_gain(save, need) / (weight[shed] * np.maximum(keep[shed], 1e-9)))
+        ratio = _gain(save, need) / (weight[shed] * np.maximum(keep[shed], 1e-9))
+        ratio_list.append(np.where(p.current_off[members[shed]], np.inf, ratio))  # already shed: no churn
     if not svc_list:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, len(viol)))
     order = np.argsort(-np.concatenate(ratio_list), kind="stable")
@@ -114,13 +115,15 @@ def _apply_prefix(
     shed_with_dependants(p, level_idx, svc[:n][new[:n] == OFF])
 
 
-def solve_greedy(p: AllocationProblem, dep_depth: IntArray) -> IntArray:
+def solve_greedy(p: AllocationProblem, dep_depth: IntArray, restore_margin_frac: float = 0.05) -> IntArray:
     """Greedy plan: level index per service (0 = full, OFF = shed).
 
     Args:
         p: The problem.
         dep_depth: 0 for services with no dependency, else 1 + max over dependencies
             (give-back raises dependencies before dependants).
+        restore_margin_frac: Share of each row's capacity that must stay free after a service
+            shed in the state is restored (hysteresis: no shed/restore flapping between plans).
 
     Returns:
         The plan. It obeys the rules (dependencies, forced, no inversions) always; it is
@@ -133,7 +136,7 @@ def solve_greedy(p: AllocationProblem, dep_depth: IntArray) -> IntArray:
             ex = p.excess(level_idx)
             viol = np.flatnonzero(ex > TOL_W)
             if len(viol) == 0:
-                return _give_back(p, level_idx, members, dep_depth)
+                return _give_back(p, level_idx, members, dep_depth, restore_margin_frac)
             moves = _moves(p, level_idx, members, viol, ex[viol])
             if len(moves[0]) == 0:
                 break
@@ -143,12 +146,15 @@ def solve_greedy(p: AllocationProblem, dep_depth: IntArray) -> IntArray:
     return level_idx
 
 
-def _give_back(p: AllocationProblem, level_idx: IntArray, members: IntArray, dep_depth: IntArray) -> IntArray:
+def _give_back(
+    p: AllocationProblem, level_idx: IntArray, members: IntArray, dep_depth: IntArray, margin_frac: float
+) -> IntArray:
     """Raise reduced services of the last tier touched while every row keeps its slack."""
     reduced = members[level_idx[members] != 0]
     if len(reduced) == 0:
         return level_idx
     slack = p.rhs - p.loads(level_idx)
+    margin = margin_frac * np.abs(p.rhs)
     indptr, rows, data = p.a_dyn.indptr, p.a_dyn.indices, p.a_dyn.data
     order = np.argsort(p.pair_service, kind="stable")
     pstart = np.searchsorted(p.pair_service[order], np.arange(p.n_service + 1))
@@ -169,7 +175,8 @@ def _give_back(p: AllocationProblem, level_idx: IntArray, members: IntArray, dep
             np.add.at(delta, col_r, col_v * (p.levels_frac[s, k] - cur))
             if idle is not None:
                 delta += np.asarray(idle.sum(axis=1)).ravel()
-            if (delta <= slack + TOL_W).all():
+            need = slack - margin if p.current_off[s] else slack
+            if (delta <= need + TOL_W).all():
                 slack -= delta
                 if not on[s]:
                     host_n_on[hosts] += 1

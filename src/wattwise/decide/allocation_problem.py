@@ -67,6 +67,7 @@ class AllocationProblem:
         service_dyn_w: Full-level dynamic power per service (live workloads), W.
         spare_off: Switchable live servers with no workload that this problem powers off.
         spare_row: Row usage of those servers were they left on (W or J).
+        current_off: Services shed in the state (restoring them is churn unless there is margin).
     """
 
     chain: LiveChain
@@ -88,6 +89,7 @@ class AllocationProblem:
     service_dyn_w: FloatArray
     spare_off: IntArray
     spare_row: FloatArray
+    current_off: BoolArray
 
     def with_spares_on(self) -> AllocationProblem:
         """The same problem with workload-free servers left on (their load back in the rows)."""
@@ -214,6 +216,8 @@ def build_problem(
     a_idle = sp.vstack([a_idle_p, e_idle]).tocsc()
     rhs = np.concatenate([chain.capacity_w - base_row, chain.ups_energy_j[batt] - e_base])
     names = chain.row_names + tuple(f"{ix.node_ids[int(u)]}:energy_j" for u in urows)
+    level_now = state.service_level_frac
+    assert level_now is not None
     n_live_wl = np.bincount(ix.wl_service, weights=wl_live.astype(float), minlength=n_svc)
     p = AllocationProblem(
         chain=chain,
@@ -235,5 +239,6 @@ def build_problem(
         spare_off=np.flatnonzero(spare),
         service_dyn_w=np.bincount(ix.wl_service, weights=wl_dyn * wl_live, minlength=n_svc).astype(np.float64),
         spare_row=np.concatenate([spare_row, e_spare]),
+        current_off=np.asarray(level_now <= 0, dtype=bool),
     )
     return p if spare_off else p.with_spares_on()
