@@ -31,6 +31,8 @@ RULES = {
     "ats-same-source",
     "duplicate-partition",
     "depends-on-lower-tier",
+    "oversubscribed",
+    "cooling-short",
     "yaml-syntax",
     "empty-file",
 }

@@ -98,6 +98,15 @@ CASES = [
         "feeds[1]",
         also=("dangling-ref",),
     ),
+    Case(
+        "two services with one id",
+        {69: "- id: db"},
+        "duplicate-id",
+        "services[1].id",
+        69,
+        "already used at services[0]",
+        also=("dangling-ref",),  # w2 runs 'web', which is gone
+    ),
     Case("PDU input missing", {29: "  input: ups-z"}, "dangling-ref", "pdus[0].input", 29, "'ups-z' does not exist"),
     Case("server in a racklet", {55: "  rack: rl-1"}, "dangling-ref", "servers[0].rack", 55, "is a racklet"),
     Case(
@@ -206,6 +215,42 @@ CASES = [
         "duplicate-partition",
         "event_processors[0].partitions[1]",
         76,
+    ),
+    Case(
+        "UPS smaller than its connected peak",
+        {24: "  capacity_w: 300", 25: "  capacity_va: 300"},
+        "oversubscribed",
+        "ups[1].capacity_w",
+        24,
+        "connected peak 350 W exceeds capacity 300 W",
+        Severity.WARNING,
+    ),
+    Case(
+        "feed behind an ATS smaller than its peak",
+        {4: "  capacity_w: 200"},
+        "oversubscribed",
+        "feeds[0].capacity_w",
+        4,
+        "connected peak 350 W exceeds capacity 200 W",
+        Severity.WARNING,
+    ),
+    Case(
+        "rack cooling short",
+        {50: "- id: rack-1\n  cooling_capacity_w: 300"},
+        "cooling-short",
+        "racks[0].cooling_capacity_w",
+        51,
+        "server peak 400 W exceeds rack cooling 300 W",
+        Severity.WARNING,
+    ),
+    Case(
+        "racklet cooling short",
+        {44: "- id: rl-1\n  cooling: {capacity_w: 1000}", 65: "  peak_w: 2000"},
+        "cooling-short",
+        "racklets[0].cooling.capacity_w",
+        45,
+        "2000 W exceeds its cooling module's 1000 W",
+        Severity.WARNING,
     ),
     Case(
         "critical service on a low one",
@@ -357,10 +402,45 @@ def test_cycle_reached_twice_is_reported_once() -> None:
 
 
 def test_odd_shapes_inside_lists_are_left_to_pydantic() -> None:
-    text = edit({61: "  - 5", 48: "    - [rect-2]", 76: "- {id: ep1, server: s1, partitions: [1, p1]}"})
+    text = edit(
+        {
+            61: "  - 5",
+            48: "    - [rect-2]",
+            76: "- {id: ep1, server: s1, partitions: [1, p1]}",
+            41: "  - b-o2",
+            42: "  - {id: b-o3, phase: x}",
+            44: "- id: rl-1\n  cooling: 5",
+            63: "  rack: [rack-2]",
+        }
+    )
     _, problems = check_text(text)
     assert sorted((p.rule, p.path) for p in problems) == [
         ("wrong-type", "event_processors[0].partitions[0]"),
+        ("wrong-type", "pdus[1].outlets[1]"),
+        ("wrong-type", "pdus[1].outlets[2].phase"),
+        ("wrong-type", "racklets[0].cooling"),
         ("wrong-type", "racklets[0].power.psus[1]"),
         ("wrong-type", "servers[0].psus[1]"),
+        ("wrong-type", "servers[1].rack"),
+    ]
+
+
+def test_ids_and_references_of_the_wrong_type() -> None:
+    text = edit(
+        {
+            28: "- id: 9",
+            37: "  input: 5",
+            40: "  - {id: 5}",
+            60: "  - {id: s1-p1, input: [a-o1], rating_w: 500}",
+            71: "  depends_on: [db, 7]",
+        }
+    )
+    _, problems = check_text(text)
+    assert sorted((p.rule, p.path, p.line) for p in problems) == [
+        ("dangling-ref", "servers[0].psus[1].input", 61),  # its outlet's id is now a number
+        ("wrong-type", "pdus[0].id", 28),
+        ("wrong-type", "pdus[1].input", 37),
+        ("wrong-type", "pdus[1].outlets[0].id", 40),
+        ("wrong-type", "servers[0].psus[0].input", 60),
+        ("wrong-type", "services[1].depends_on[1]", 71),
     ]

@@ -5,7 +5,7 @@ is the summed peak of the PSU-less servers in the racks it feeds).
 
 >>> raw = {"racks": [{"id": "r1"}], "servers": [{"id": "s1", "rack": "r1", "idle_w": 1, "peak_w": 2}]}
 >>> problems = []
->>> check_power(raw, Index(), problems)
+>>> _ = check_power(raw, Index(), problems)
 >>> [f"{p.path} [{p.rule}]" for p in problems]
 ['servers[0].psus [no-power-path]']
 """
@@ -161,13 +161,16 @@ def _check_ats(raw: Mapping[str, object], problems: list[Problem]) -> None:
             problems.append(Problem(f"ats[{i}].sources", "ats-same-source", msg))
 
 
-def check_power(raw: Mapping[str, object], index: Index, problems: list[Problem]) -> None:
+def check_power(raw: Mapping[str, object], index: Index, problems: list[Problem]) -> dict[str, float]:
     """Append every power-chain problem of a raw site mapping to ``problems``.
 
     Args:
         raw: The parsed site file.
         index: Ids and upstream graph from :func:`wattwise.model.rule_index.build_index`.
         problems: Where to append.
+
+    Returns:
+        Connected peak per outlet id (equal PSU share), W, for the capacity rules.
     """
     outlet_peak_w: dict[str, float] = {}
     for fed in _fed_loads(raw):
@@ -182,3 +185,4 @@ def check_power(raw: Mapping[str, object], index: Index, problems: list[Problem]
     for i, pdu in entries(raw, "pdus"):
         _check_pdu(i, pdu, outlet_peak_w, problems)
     _check_ats(raw, problems)
+    return outlet_peak_w

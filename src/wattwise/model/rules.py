@@ -2,8 +2,9 @@
 
 Field-level checks (types, ranges, unknown keys) are pydantic's; these rules need the whole
 graph: unique and resolvable ids, acyclic dependencies, redundancy the wiring can meet
-(:mod:`wattwise.model.power_rules`), breakers that cover their connected peak load, tier
-ordering of dependencies, one owner per stream partition.
+(:mod:`wattwise.model.power_rules`), breakers that cover their connected peak load,
+oversubscribed devices and short cooling (warnings, :mod:`wattwise.model.capacity_rules`),
+tier ordering of dependencies, one owner per stream partition.
 
 The rules run on the raw mapping rather than on the validated :class:`~wattwise.model.site.Site`
 so that a file with a wrong type in one server still gets its dangling references reported.
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
+from wattwise.model.capacity_rules import check_capacity
 from wattwise.model.power_rules import check_power
 from wattwise.model.problems import Problem, Severity
 from wattwise.model.rule_index import Index, Loc, build_index, entries, path_of, psu_entries
@@ -161,13 +163,14 @@ def check_site(raw: Mapping[str, object]) -> list[Problem]:
 
     Returns:
         Problems in rule order: duplicate ids, dangling references, cycles, power rules,
-        partitions, tier warnings.
+        capacity warnings, partitions, tier warnings.
     """
     problems: list[Problem] = []
     index = build_index(raw, problems)
     _check_refs(raw, index, problems)
     _check_cycles(raw, problems)
-    check_power(raw, index, problems)
+    outlet_peak_w = check_power(raw, index, problems)
+    check_capacity(raw, index, outlet_peak_w, problems)
     _check_partitions(raw, problems)
     _check_tiers(raw, problems)
     return problems
