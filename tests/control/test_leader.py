@@ -60,7 +60,7 @@ async def test_one_leader_and_hand_over_on_resign(pair: tuple[LeaderElector, Lea
 async def test_keepalive_holds_leadership_past_the_ttl(pair: tuple[LeaderElector, LeaderElector]) -> None:
     a, b = pair
     token = await a.campaign(timeout_s=5.0)
-    await asyncio.sleep(3.0)  # longer than either lease
+    await asyncio.sleep(2.5)  # longer than either lease (etcd 2 s, PostgreSQL 1 s)
     assert await a.is_leader() and a.token == token
     assert not await b.try_acquire()
 

@@ -1,7 +1,7 @@
 """Failover with real processes: kill -9 (or freeze) the leader mid-event.
 
 Three controller processes campaign for one power domain (etcd lease, TTL 2 s; or a
-PostgreSQL advisory lock); the leader sheds 120 numbered loads through a fenced device
+PostgreSQL advisory lock); the leader sheds 80 numbered loads through a fenced device
 emulator. The test kills the leader with SIGKILL while it is sending and asserts that a
 follower takes over within 3 s, that every command is executed exactly once and none is lost,
 and that a command carrying the dead leader's token is refused by the device.
@@ -32,8 +32,8 @@ from control.ha_support import (
 )
 from wattwise.model.values import Action, ActionKind, ActionResult
 
-COMMANDS = 120
-PERIOD_S = 0.02
+COMMANDS = 80
+PERIOD_S = 0.01
 TAKEOVER_GOAL_S = 3.0
 
 pytestmark = [pytest.mark.peer("etcd"), pytest.mark.timeout(90)]

@@ -224,7 +224,7 @@ async def test_dead_controller_is_device_unavailable(tmp_path: Path) -> None:
     conf.write_text(template.format(T=tmp_path, ctld_port=free_port(), nodes=node, node_list="n1"))
     from wattwise.drivers.retry import RetryPolicy
 
-    driver = SlurmDriver("hpc", conf_path=str(conf), retry=RetryPolicy(timeout_s=2.0, attempts=1))
+    driver = SlurmDriver("hpc", conf_path=str(conf), retry=RetryPolicy(timeout_s=1.0, attempts=1))
     with pytest.raises(DeviceUnavailable):
         await driver.read()
 
