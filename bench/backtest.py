@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import predict_detect
 import predict_forecast as pf
 import predict_power
+import predict_twin
 from predict_data import google_pdus, lumi_power_w
 
 REPORTS = Path(__file__).resolve().parent / "reports"
@@ -200,9 +201,48 @@ def failure_section(lines: list[str]) -> None:
         "",
         f"Total: recall {caught}/{total} = {caught / max(total, 1):.2f} at ≥10 min lead; {fa:.1f} false alarms per",
         f"100 device-days. Goal: {'met' if caught / max(total, 1) >= 0.85 and fa <= 1 else 'NOT met'}.",
-        "No learned failure predictor is shipped: with 10 labelled failures in 4 series there is nothing to",
-        "train and test a supervised model on honestly. Twin degradation scenarios (src/wattwise/sim) were not",
-        "used in this run.",
+        "No learned predictor on NAB: with 10 labelled failures in 4 unrelated series there is nothing to",
+        "train and test a supervised model on honestly.",
+        "",
+    ]
+    twin_section(lines)
+
+
+def _twin_total(df: pd.DataFrame) -> tuple[int, int, float]:
+    fails, caught = int(df["failures"].sum()), int(df["caught_at_lead"].sum())
+    return fails, caught, float(df["false_alarm_events"].sum() / df["device_days"].sum() * 100)
+
+
+def twin_section(lines: list[str]) -> None:
+    base = predict_twin.evaluate()
+    learned = predict_twin.evaluate_learned()
+    lines += [
+        "### 4b. Twin PSU-degradation scenarios (src/wattwise/sim)",
+        "",
+        "Generated 40-server racklet site, 16 rectifier PSUs, 3 simulated days at 60 s per run; in each run 8 PSUs",
+        "start degrading at a random time in days 2-3 (random rate) and most fail hours later. Test runs: seeds",
+        "1-4 (days 2-3 scored, up to each PSU's failure). Baseline: the per-PSU threshold predictor fitted on that",
+        "PSU's day 1. Learned: `LightGbmFailurePredictor` (6 h horizon, alarm at p > 0.5) trained on three other",
+        "runs (seeds 101-103) with temperature, ripple, their trends and the gap to the PSU's bus peers.",
+        "",
+        "Baseline (threshold, level+slope z):",
+        "",
+    ]
+    lines += _md(base, ".1f")
+    lines += ["", "Learned (LightGBM fleet model):", ""]
+    lines += _md(learned, ".1f")
+    for label, df in (("threshold", base), ("LightGBM", learned)):
+        f, c, fa = _twin_total(df)
+        ok = f and c / f >= 0.85 and fa <= 1.0
+        lines.append(
+            f"- {label}: recall {c}/{f} = {c / max(f, 1):.2f} at ≥10 min lead, {fa:.1f} false alarms per "
+            f"100 device-days — goal {'met' if ok else 'NOT met'}."
+        )
+    lines += [
+        "",
+        "Why the baseline fails here: when a PSU degrades or dies its bus peers take its load and run hotter,",
+        "which a per-unit threshold learned on a quiet day reads as a failure. Caveat: the twin's temperature and",
+        "ripple are noise-free, so these figures are an easy case; they show the pipeline, not field accuracy.",
         "",
     ]
 
@@ -210,7 +250,7 @@ def failure_section(lines: list[str]) -> None:
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     REPORTS.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     lines = ["# Prediction backtest", "", "Produced by `.venv/bin/python bench/backtest.py` (seed 0).", ""]
     sections = [
         ("demand", demand_section),
@@ -225,7 +265,8 @@ def main() -> None:
         timings.append(f"{name} {time.perf_counter() - ts:.0f} s")
         print(f"{name}: done in {time.perf_counter() - ts:.1f} s", flush=True)
     total = time.perf_counter() - t0
-    lines.insert(3, f"Run time: {total:.0f} s on this machine ({', '.join(timings)}).")
+    cpu = time.process_time() - cpu0
+    lines.insert(3, f"Run time: {total:.0f} s wall, {cpu:.0f} s CPU of this process ({', '.join(timings)}).")
     (REPORTS / "prediction.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     print(f"\nwrote {REPORTS / 'prediction.md'} in {total:.1f} s")

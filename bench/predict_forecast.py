@@ -25,19 +25,25 @@ NAIVE = ("persistence", "same time yesterday", "same time last week")
 LEARNED = ("LightGBM", "LSTM")
 
 
-def forecasters(seed: int) -> dict[str, Forecaster]:
-    """Every forecaster compared, with hyper-parameters fixed before any test range was seen."""
+def forecasters(seed: int, horizon_s: float) -> dict[str, Forecaster]:
+    """Every forecaster compared, each trained and calibrated for leads up to ``horizon_s``.
+
+    Hyper-parameters are the constructor defaults. One model per horizon (direct strategy):
+    a 1 h model and a 24 h model are fitted separately.
+    """
+    h = {"max_horizon_s": horizon_s, "seed": seed}
     out: dict[str, Forecaster] = {
-        "persistence": SeasonalNaiveForecaster(None, seed=seed),
-        "same time yesterday": SeasonalNaiveForecaster(DAY_S, seed=seed),
-        "same time last week": SeasonalNaiveForecaster(7 * DAY_S, seed=seed),
-        "Holt-Winters": HoltWintersForecaster(DAY_S, seed=seed),
-        "LightGBM": LightGbmForecaster(seed=seed),
+        "persistence": SeasonalNaiveForecaster(None, **h),
+        "same time yesterday": SeasonalNaiveForecaster(DAY_S, **h),
+        "same time last week": SeasonalNaiveForecaster(7 * DAY_S, **h),
+        "Holt-Winters": HoltWintersForecaster(DAY_S, **h),
+        # One LightGBM thread: on a shared 2-core box two OpenMP threads spin against other load.
+        "LightGBM": LightGbmForecaster(num_threads=1, **h),
     }
     try:
         from wattwise.predict.lstm import LstmForecaster
 
-        out["LSTM"] = LstmForecaster(seed=seed)
+        out["LSTM"] = LstmForecaster(**h)
     except ImportError:
         logger.warning("torch not installed: LSTM skipped")
     return out
@@ -50,7 +56,7 @@ class SeriesResult:
     name: str
     split: HoldoutSplit
     scores: dict[str, dict[float, PathScore]] = field(default_factory=dict)
-    paths: dict[str, ForecastPaths] = field(default_factory=dict)
+    paths: dict[tuple[str, float], ForecastPaths] = field(default_factory=dict)
     fit_s: dict[str, float] = field(default_factory=dict)
 
     def best_naive(self, lead_s: float) -> str:
@@ -70,21 +76,22 @@ def run_series(name: str, series: Series, leads_s: tuple[float, ...], test_frac:
     split = holdout_split(series, test_frac)
     res = SeriesResult(name, split)
     origins = split.origins_t_s(series)
-    for label, f in forecasters(seed).items():
-        t0 = time.perf_counter()
-        f.fit(split.train)
-        assert f.training_range.end_s < split.test_start_s  # never evaluated on its training range
-        paths = f.predict_paths(series, origins, max(leads_s))
-        res.fit_s[label] = time.perf_counter() - t0
-        res.paths[label] = paths
-        res.scores[label] = {lead: score_paths(series, paths, lead, split, f.training_range) for lead in leads_s}
-        logger.info("%s %s: %s", name, label, {k: round(v.mape_pct, 2) for k, v in res.scores[label].items()})
+    for lead in leads_s:
+        for label, f in forecasters(seed, lead).items():
+            t0 = time.perf_counter()
+            f.fit(split.train)
+            assert f.training_range.end_s < split.test_start_s  # never evaluated on its training range
+            paths = f.predict_paths(series, origins, lead)
+            res.fit_s[label] = res.fit_s.get(label, 0.0) + time.perf_counter() - t0
+            res.paths[(label, lead)] = paths
+            res.scores.setdefault(label, {})[lead] = score_paths(series, paths, lead, split, f.training_range)
+            logger.info("%s %s lead %s: %.2f", name, label, lead, res.scores[label][lead].mape_pct)
     return res
 
 
 def plot_band(series: Series, res: SeriesResult, model: str, lead_s: float, path: Path, unit: str, days: float) -> None:
     """Forecast vs actual with the interval band over the first ``days`` of the test range."""
-    p = res.paths[model]
+    p = res.paths[(model, lead_s)]
     j = int(np.flatnonzero(np.isclose(p.lead_s, lead_s))[0])
     t_target = p.origin_t_s + lead_s
     end = res.split.test_start_s + days * DAY_S

@@ -136,3 +136,54 @@ def test_lead_scores_require_the_lead() -> None:
     sc = lead_scores(t, alarm, [(t[400], t[600])], [t[500]], min_lead_s=600.0)
     assert sc.caught == 1 and sc.leads_s == (1200.0,)
     assert sc.false_alarm_events == 0
+
+
+def _fleet(seed: int, n_dev: int = 8) -> tuple[list[Frame], list[float | None]]:
+    """Devices whose temperature ramps up for 3 h before a failure; half never fail."""
+    rng = np.random.default_rng(seed)
+    t = 60.0 * np.arange(2000)
+    frames, fails = [], []
+    for d in range(n_dev):
+        temp = 40 + rng.normal(0, 0.5, t.shape[0])
+        fail = None
+        if d % 2 == 0:
+            at = int(rng.integers(1000, 1900))
+            temp[at - 180 : at] += np.linspace(0, 15, 180)
+            fail = float(t[at])
+        frames.append(Frame(t, temp, ("temp_c",)))
+        fails.append(fail)
+    return frames, fails
+
+
+def test_lightgbm_failure_predictor_learns_on_one_fleet_and_generalises() -> None:
+    from wattwise.predict.failure import LightGbmFailurePredictor
+
+    p = LightGbmFailurePredictor(horizon_s=3 * 3600.0, n_estimators=60, num_threads=1, seed=1)
+    assert isinstance(p, FailurePredictor)
+    with pytest.raises(PredictionError, match="labelled"):
+        p.fit(_fleet(0)[0][0])
+    p.fit_fleet(*_fleet(0, n_dev=24))
+    caught = false = 0
+    for frame, fail in zip(*_fleet(99), strict=True):  # another fleet: held out
+        keep = frame.t_s < fail if fail is not None else np.ones(len(frame), dtype=bool)
+        risk = p.predict(Frame(frame.t_s[keep], frame.values[keep], frame.signals), horizon_s=3 * 3600.0)
+        assert np.all((risk.failure_prob_frac >= 0) & (risk.failure_prob_frac <= 1))
+        if fail is None:
+            false += len(runs(risk.alarm, 5))
+        else:
+            caught += int(risk.alarm[-120:-10].any())  # at least 10 min ahead
+    assert caught == 4
+    assert false == 0
+    with pytest.raises(PredictionError, match="horizon"):
+        p.predict(_fleet(0)[0][0], horizon_s=60.0)
+
+
+def test_lightgbm_failure_predictor_is_deterministic() -> None:
+    from wattwise.predict.failure import LightGbmFailurePredictor
+
+    probs = []
+    for _ in range(2):
+        p = LightGbmFailurePredictor(horizon_s=3 * 3600.0, n_estimators=30, num_threads=1, seed=4)
+        p.fit_fleet(*_fleet(0))
+        probs.append(p.predict(_fleet(5)[0][0], horizon_s=3 * 3600.0).failure_prob_frac)
+    np.testing.assert_array_equal(probs[0], probs[1])

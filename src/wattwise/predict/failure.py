@@ -21,6 +21,7 @@ calibrate it).
 
 from __future__ import annotations
 
+import lightgbm as lgb
 import numpy as np
 
 from wattwise.errors import PredictionError
@@ -114,4 +115,126 @@ class ThresholdFailurePredictor:
             failure_prob_frac=self._threshold.prob(score),
             alarm=score > self._threshold.value,
             top_signals=tuple(names[int(j)] for j in order[:3]),
+        )
+
+
+def trend_features(frame: Frame, lags: tuple[int, ...] = (10, 30, 60)) -> FloatArray:
+    """Per signal: the value and its change over each lag (causal; NaN forward-filled).
+
+    Columns are ordered signal-major: ``s0, s0 - s0[-lag0], ..., s1, ...``.
+    """
+    values = _ffill(frame.values, np.zeros(frame.values.shape[1]))
+    cols: list[FloatArray] = []
+    for j in range(values.shape[1]):
+        cols.append(values[:, j])
+        for lag in lags:
+            cols.append(_slopes(values[:, j : j + 1], lag)[:, 0])
+    return np.column_stack(cols)
+
+
+class LightGbmFailurePredictor:
+    """Supervised failure predictor: LightGBM on level and trend features of a device fleet.
+
+    Trained with :meth:`fit_fleet` on labelled histories of many devices (a sample is positive
+    when a failure follows within ``horizon_s``); ``predict`` gives the probability of failure
+    within that horizon. ``fit`` (one unlabelled device) is refused: there is nothing to learn
+    a failure from.
+
+    Args:
+        horizon_s: Failure horizon the labels and probabilities refer to, seconds.
+        alarm_prob_frac: Probability above which an alarm is raised (fixed, not tuned).
+        smooth_steps: The alarm needs the trailing mean of the probability over this many
+            samples above ``alarm_prob_frac`` (one noisy sample does not page anyone).
+        n_estimators: Boosting rounds.
+        num_threads: LightGBM threads.
+        seed: Seed of every LightGBM random choice.
+    """
+
+    def __init__(
+        self,
+        *,
+        horizon_s: float = 6 * 3600.0,
+        alarm_prob_frac: float = 0.5,
+        smooth_steps: int = 5,
+        n_estimators: int = 200,
+        num_threads: int = 2,
+        seed: int = 0,
+    ) -> None:
+        self.horizon_s = horizon_s
+        self.alarm_prob_frac = alarm_prob_frac
+        self.smooth_steps = smooth_steps
+        self.n_estimators = n_estimators
+        self.num_threads = num_threads
+        self.seed = seed
+        self._booster: lgb.Booster | None = None
+        self._signals: tuple[str, ...] | None = None
+
+    def fit(self, train: Frame) -> None:
+        """Refused: a supervised predictor needs labelled failures (use :meth:`fit_fleet`).
+
+        Raises:
+            PredictionError: Always.
+        """
+        raise PredictionError("LightGbmFailurePredictor needs labelled failures: call fit_fleet(frames, failures)")
+
+    def fit_fleet(self, frames: list[Frame], failures_t_s: list[float | None]) -> None:
+        """Fit on device histories; ``failures_t_s[i]`` is device i's failure time or ``None``.
+
+        Samples at or after a device's failure are dropped (a dead unit is not "about to fail").
+
+        Raises:
+            PredictionError: Mismatched inputs, differing signals, or no positive sample.
+        """
+        if len(frames) != len(failures_t_s) or not frames:
+            raise PredictionError("need one failure time (or None) per frame, and at least one frame")
+        signals = frames[0].signals
+        xs, ys = [], []
+        for frame, fail in zip(frames, failures_t_s, strict=True):
+            if frame.signals != signals:
+                raise PredictionError(f"signals {frame.signals} differ from {signals}")
+            keep = frame.t_s < fail if fail is not None else np.ones(len(frame), dtype=bool)
+            xs.append(trend_features(frame)[keep])
+            label = (fail - frame.t_s[keep] <= self.horizon_s) if fail is not None else np.zeros(int(keep.sum()))
+            ys.append(np.asarray(label, dtype=np.float64))
+        y = np.concatenate(ys)
+        if y.sum() == 0:
+            raise PredictionError("no sample precedes a failure: nothing to learn")
+        params = {
+            "objective": "binary",
+            "learning_rate": 0.05,
+            "num_leaves": 15,
+            "min_data_in_leaf": 50,
+            "seed": self.seed,
+            "deterministic": True,
+            "force_row_wise": True,
+            "num_threads": self.num_threads,
+            "verbose": -1,
+        }
+        data = lgb.Dataset(np.concatenate(xs), label=y, params={"verbose": -1})
+        self._booster = lgb.train(params, data, num_boost_round=self.n_estimators)
+        self._signals = signals
+
+    def predict(self, frame: Frame, horizon_s: float) -> FailureRisk:
+        """Probability of failure within the trained horizon at every sample.
+
+        Raises:
+            PredictionError: Not fitted, another horizon, or signals differ from training.
+        """
+        if self._booster is None or self._signals is None:
+            raise PredictionError("predictor is not fitted")
+        if abs(horizon_s - self.horizon_s) > 1e-9:
+            raise PredictionError(f"trained for a {self.horizon_s} s horizon, asked for {horizon_s} s")
+        if frame.signals != self._signals or len(frame) == 0 or np.any(np.isinf(frame.values)):
+            raise PredictionError("empty frame, +/-inf values, or signals differ from training")
+        x = trend_features(frame)
+        prob = np.asarray(self._booster.predict(x), dtype=np.float64)
+        contrib = np.asarray(self._booster.predict(x[-1:], pred_contrib=True))[0, :-1]
+        per_signal = np.abs(contrib).reshape(len(frame.signals), -1).sum(axis=1)
+        order = np.argsort(-per_signal, kind="stable")
+        return FailureRisk(
+            t_s=frame.t_s,
+            horizon_s=horizon_s,
+            failure_prob_frac=prob,
+            alarm=_trailing_mean(prob, self.smooth_steps) > self.alarm_prob_frac,
+            top_signals=tuple(frame.signals[int(j)] for j in order[:3]),
         )
