@@ -93,3 +93,33 @@ async def test_cooling_unit_leaks_and_environment() -> None:
     assert values[("dev", "temperature_c")] == 24.0
     assert values[("dev", "humidity_frac")] == pytest.approx(0.26)
     await driver.close()
+
+
+async def test_slow_resources_are_polled_less_and_after_writes() -> None:
+    need(MOCKUPS.is_dir(), f"Redfish mockups not found at {MOCKUPS}")
+    gets: list[str] = []
+    log: list[tuple[str, str, object]] = []
+    inner = mockup_transport(MOCKUPS / "public-rackmount1", log)
+
+    def counting(request: httpx.Request) -> httpx.Response:
+        if request.method == "GET":
+            gets.append(request.url.path)
+        return inner.handle_request(request)
+
+    driver = RedfishDriver(
+        "dev",
+        RedfishEndpoint("http://bmc.test", "u", "p", auth="basic"),
+        transport=httpx.MockTransport(counting),
+        slow_every=5,
+    )
+    await driver.read()
+    full = len(gets)
+    gets.clear()
+    second = {(r.device_id, r.metric) for r in await driver.read()}
+    assert 0 < len(gets) < full - 2  # PSU and control resources skipped ...
+    assert ("dev/Bay1", "capacity_w") in second  # ... but their last values still reported
+    gets.clear()
+    assert (await driver.apply(Action(kind=ActionKind.POWER_CAP, target_id="dev", value=420.0))).ok
+    await driver.read()
+    assert "/redfish/v1/Chassis/1U/Controls/PowerLimit" in gets  # re-read right after the write
+    await driver.close()

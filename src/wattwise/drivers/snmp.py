@@ -137,6 +137,7 @@ class SnmpPduDriver:
         self._engine = engine or SnmpEngine()
         self._transport: UdpTransportTarget | None = None
         self._counts: tuple[int, int] | None = None
+        self._bind_cache: dict[str, ObjectType] = {}
 
     def supports(self, kind: ActionKind) -> bool:
         """Outlet on/off/reboot."""
@@ -161,7 +162,7 @@ class SnmpPduDriver:
         context = ContextData(contextName=self.target.v3_context) if self.target.v3_context else ContextData()
         command = get_cmd if kind == "get" else set_cmd
         indication, status, index, answers = await command(
-            self._engine, self.target.auth(), self._transport, context, *var_binds
+            self._engine, self.target.auth(), self._transport, context, *var_binds, lookupMib=False
         )
         if indication:
             text = str(indication)
@@ -177,10 +178,17 @@ class SnmpPduDriver:
             )
         return [(str(oid), value) for oid, value in answers]
 
+    def _binds(self, oids: Sequence[str]) -> list[ObjectType]:
+        # pysnmp resolves every request varbind against the MIB view (~1.5 ms each, measured);
+        # an ObjectType resolved once is reused as is, so keep them per OID.
+        missing = [o for o in oids if o not in self._bind_cache]
+        self._bind_cache.update({o: ObjectType(ObjectIdentity(o)) for o in missing})
+        return [self._bind_cache[o] for o in oids]
+
     async def _get(self, oids: Sequence[str]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for i in range(0, len(oids), MAX_VARBINDS):
-            chunk = [ObjectType(ObjectIdentity(o)) for o in oids[i : i + MAX_VARBINDS]]
+            chunk = self._binds(oids[i : i + MAX_VARBINDS])
 
             async def attempt(chunk: list[ObjectType] = chunk) -> list[tuple[str, Any]]:
                 return await self._request("get", chunk)
