@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from wattwise.model.problems import Problem
-from wattwise.model.rule_index import Index, entries, num
+from wattwise.model.rule_index import Index, Loc, entries, num, path_of
 
 BREAKER_DERATE_FRAC = 0.8
 """Continuous load allowed on a breaker (NEC 80 % rule, IEC practice)."""
@@ -26,12 +26,17 @@ _UPSTREAM_KINDS = frozenset({"feed", "ats", "ups", "pdu"})
 
 @dataclass(frozen=True, slots=True)
 class _Fed:
-    """A load with its own PSUs."""
+    """A load with its own PSUs; ``loc`` becomes a YAML path only when a rule fails."""
 
-    path: str
+    loc: Loc
     claim: object
     peak_w: float
     psus: list[dict[str, object]]
+
+    @property
+    def where(self) -> str:
+        """YAML path of the load's redundancy claim."""
+        return path_of((*self.loc, "redundancy"))
 
 
 def _psus(owner: Mapping[str, object]) -> list[dict[str, object]]:
@@ -65,35 +70,34 @@ def _fed_loads(raw: Mapping[str, object]) -> Iterator[_Fed]:
     for i, server in entries(raw, "servers"):
         psus = _psus(server)
         if psus:
-            yield _Fed(f"servers[{i}]", server.get("redundancy", "N"), num(server, "peak_w"), psus)
+            yield _Fed(("servers", i), server.get("redundancy", "N"), num(server, "peak_w"), psus)
     racklet_w = _racklet_loads_w(raw)
     for i, racklet in entries(raw, "racklets"):
         power = racklet.get("power")
         psus = _psus(power) if isinstance(power, dict) else []
         if isinstance(power, dict) and psus:
             load_w = racklet_w.get(str(racklet.get("id")), 0.0)
-            yield _Fed(f"racklets[{i}].power", power.get("redundancy", "N+1"), load_w, psus)
+            yield _Fed(("racklets", i, "power"), power.get("redundancy", "N+1"), load_w, psus)
 
 
 def _check_redundancy(fed: _Fed, index: Index, problems: list[Problem]) -> None:
     if fed.claim not in ("N+1", "2N"):
         return
-    where = f"{fed.path}.redundancy"
     if len(fed.psus) < 2:
-        problems.append(Problem(where, "redundancy-unmet", f"{fed.claim} needs at least 2 PSUs"))
+        problems.append(Problem(fed.where, "redundancy-unmet", f"{fed.claim} needs at least 2 PSUs"))
         return
-    ratings = sorted(num(p, "rating_w") for p in fed.psus)
+    ratings = sorted([num(p, "rating_w") for p in fed.psus])
     if fed.claim == "N+1" and sum(ratings[:-1]) < fed.peak_w:
         msg = f"N+1: without its largest PSU the others give {sum(ratings[:-1]):.0f} W < peak {fed.peak_w:.0f} W"
-        problems.append(Problem(where, "redundancy-unmet", msg))
+        problems.append(Problem(fed.where, "redundancy-unmet", msg))
     if fed.claim == "2N":
-        _check_two_n(where, fed, ratings, index, problems)
+        _check_two_n(fed, ratings, index, problems)
 
 
-def _check_two_n(where: str, fed: _Fed, ratings: list[float], index: Index, problems: list[Problem]) -> None:
+def _check_two_n(fed: _Fed, ratings: list[float], index: Index, problems: list[Problem]) -> None:
     # Start from each PSU's PDU: the memo then holds one entry per PDU pair, not per outlet.
-    inputs = [p.get("input") for p in fed.psus]
-    pdus = tuple(index.outlet_pdu.get(i, i) for i in inputs if isinstance(i, str))
+    outlet_pdu = index.outlet_pdu
+    pdus = tuple([outlet_pdu.get(i, i) for i in [p.get("input") for p in fed.psus] if isinstance(i, str)])
     shared = index.shared.get(pdus)
     if shared is None:
         chains = [index.ancestors(d) for d in pdus]
@@ -102,12 +106,12 @@ def _check_two_n(where: str, fed: _Fed, ratings: list[float], index: Index, prob
         index.shared[pdus] = shared
     if shared:
         msg = f"2N but every PSU path goes through {', '.join(sorted(shared))}"
-        problems.append(Problem(where, "redundancy-unmet", msg))
+        problems.append(Problem(fed.where, "redundancy-unmet", msg))
     # 2N: either half of the PSUs alone carries the whole load, so the weakest half must.
     weakest_w = sum(ratings[: (len(ratings) + 1) // 2])
     if weakest_w < fed.peak_w:
         msg = f"2N: the weakest half of the PSUs gives {weakest_w:.0f} W < peak {fed.peak_w:.0f} W"
-        problems.append(Problem(where, "redundancy-unmet", msg))
+        problems.append(Problem(fed.where, "redundancy-unmet", msg))
 
 
 def _check_power_path(raw: Mapping[str, object], problems: list[Problem]) -> None:
