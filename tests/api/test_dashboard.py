@@ -213,6 +213,9 @@ def test_wall_screen_on_a_two_hall_site(browser: Browser) -> None:
         expect(page.get_by_test_id("live")).to_contain_text("live", timeout=10_000)
         expect(page.locator("#pdu-note")).to_contain_text("busiest of 200 PDUs")
         assert page.locator("#tree .node").count() >= 24
+        expect(page.locator(".ups-row")).to_have_count(4)  # many UPS: one compact line each
+        page.get_by_test_id("whatif-target").select_option(index=0)
+        expect(page.get_by_test_id("whatif-run")).to_be_disabled()  # viewer
         _shot(page, "04-wall-2560x1440-two-hall")
         page.set_viewport_size({"width": 1366, "height": 768})
         page.wait_for_timeout(300)

@@ -403,7 +403,10 @@ def _what_if_summary(
     parts = [f"lose {', '.join(lost)}:"]
     if transfers:
         parts.append("ATS transfer " + ", ".join(f"{a}→{s}" for a, s in sorted(transfers.items())) + ";")
-    if bridge:
+    if len(bridge) > 3:
+        shortest = min(bridge, key=lambda u: bridge[u])
+        parts.append(f"{len(bridge)} UPS on battery, shortest {shortest} {bridge[shortest] / 60:.0f} min;")
+    elif bridge:
         parts.append("on battery " + ", ".join(f"{u} {s / 60:.0f} min" for u, s in sorted(bridge.items())) + ";")
     parts.append(f"{len(over)} overloaded" + (f" ({', '.join(over[:5])})" if over else "") + ";")
     parts.append(f"{unpowered} servers unpowered")

@@ -253,6 +253,7 @@ function renderChain() {
 function renderUps() {
   const box = $("ups"); box.replaceChildren();
   if (!S.ups || !S.ups.length) { box.append(empty("no UPS in this site")); return; }
+  if (S.ups.length > 3) { renderUpsCompact(box); return; }
   for (const u of S.ups) {
     const frac = u.capacity_w ? u.load_w / u.capacity_w : 0;
     const state = u.on_battery === null ? "state unknown (no telemetry)" : u.on_battery ? "ON BATTERY" : "on line";
@@ -264,6 +265,21 @@ function renderUps() {
         el("span", { class: "sub", text: ` runtime · ${charge} · health ${pct(u.state_of_health_frac)}` })),
       el("div", { class: "sub", text: u.runtime_basis })));
   }
+}
+
+function renderUpsCompact(box) {
+  // Many UPS (a multi-hall site): one line each, on-battery and shortest runtime first.
+  const ups = S.ups.slice().sort((a, b) => (b.on_battery === true) - (a.on_battery === true)
+    || (a.runtime_s ?? Infinity) - (b.runtime_s ?? Infinity));
+  for (const u of ups) {
+    const frac = u.capacity_w ? u.load_w / u.capacity_w : 0;
+    const state = u.on_battery === null ? "" : u.on_battery ? "ON BATTERY " : "";
+    box.append(el("div", { class: "ups-row", "data-ups": u.id },
+      meter(u.id, u.load_w, u.capacity_w, frac),
+      el("span", { class: "rt" + (u.on_battery ? " error" : ""), "data-testid": "ups-runtime",
+        title: u.runtime_basis, text: state + fmtDur(u.runtime_s) })));
+  }
+  box.append(el("p", { class: "note", text: "runtime: " + S.ups[0].runtime_basis }));
 }
 
 // ---------- forecast chart -------------------------------------------------------------
@@ -387,10 +403,16 @@ async function whatIf() {
   if (!r) return;
   const box = $("whatif-result");
   box.replaceChildren(el("div", { class: "summary", "data-testid": "whatif-summary", text: r.summary }),
-    ...r.nodes.filter((n) => n.kind !== "ats").map((n) => meter(n.id, n.load_w, n.capacity_w, n.load_frac)),
+    ...whatIfRows(r.nodes).map((n) => meter(n.id, n.load_w, n.capacity_w, n.load_frac)),
     r.decision ? el("p", { class: "note", text: `plan: ${r.decision.policy_name} ${r.decision.status}, ${r.decision.actions.length} actions` })
       : el("p", { class: "note", text: "no policy ran: chain physics only" }));
   schedule(["journal"]);
+}
+function whatIfRows(nodes) {
+  // Feeds always; then the busiest UPS (the ones that decide whether the loss is survivable).
+  const feeds = nodes.filter((n) => n.kind === "feed");
+  const ups = nodes.filter((n) => n.kind === "ups").sort((a, b) => b.load_frac - a.load_frac).slice(0, 6);
+  return [...feeds, ...ups];
 }
 async function maintenance(on) {
   const id = $("maint-device").value.trim();
