@@ -12,7 +12,7 @@ import pytest
 
 from conftest import need
 from control.ha_support import PG_DSN, etcd_server, postgres_available
-from wattwise.control.leader import EtcdLeaderElector, LeaderElector, PostgresLeaderElector
+from wattwise.control.leader import EtcdLeaderElector, LeaderElector, PostgresLeaderElector, loop_hooks
 from wattwise.errors import LeadershipLost
 
 pytestmark = pytest.mark.timeout(60)
@@ -48,8 +48,13 @@ async def test_one_leader_and_hand_over_on_resign(pair: tuple[LeaderElector, Lea
     assert await a.is_leader() and not await b.is_leader()
     token_a = a.token
     assert token_a is not None and b.token is None
+    assert await b.leader() == "a"  # followers can tell who leads
+    is_leader, token = loop_hooks(a)
+    assert is_leader() and token() == token_a
     await a.resign()
     assert not await a.is_leader() and a.token is None
+    assert not is_leader() and token() is None
+    assert await b.leader() is None
     t0 = time.monotonic()
     token_b = await b.campaign(timeout_s=5.0)
     assert time.monotonic() - t0 < 1.0, "resign must hand over at once, not after a TTL"
@@ -106,3 +111,20 @@ async def test_postgres_leader_loses_when_its_session_is_killed() -> None:
     assert not await a.is_leader()
     await a.close()
     await b.close()
+
+
+async def test_cli_names_the_leader(etcd_url: str) -> None:
+    from typer.testing import CliRunner
+
+    from wattwise.cli import app
+
+    domain = f"hall-{uuid.uuid4().hex[:8]}"
+    a = EtcdLeaderElector(etcd_url, domain, "ctl-a", ttl_s=2.0)
+    await a.campaign(timeout_s=5.0)
+    runner = CliRunner()
+    out = await asyncio.to_thread(runner.invoke, app, ["leader", domain, "hall-none", "--etcd", etcd_url])
+    assert out.exit_code == 0, out.output
+    assert out.output.splitlines() == [f"{domain}: ctl-a", "hall-none: no leader"]
+    await a.close()
+    gone = await asyncio.to_thread(runner.invoke, app, ["leader", domain, "--etcd", "http://127.0.0.1:9"])
+    assert gone.exit_code == 2

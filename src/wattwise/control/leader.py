@@ -31,6 +31,7 @@ import contextlib
 import logging
 import time
 import zlib
+from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 import httpx
@@ -72,6 +73,10 @@ class LeaderElector(Protocol):
         """Whether this controller may act now (lease held and not past its local deadline)."""
         ...
 
+    async def leader(self) -> str | None:
+        """Identity of the controller that leads the domain now, or ``None``."""
+        ...
+
     async def resign(self) -> None:
         """Give the leadership up at once so a follower takes over without waiting a TTL."""
         ...
@@ -79,6 +84,14 @@ class LeaderElector(Protocol):
     async def close(self) -> None:
         """Resign if leader and release connections."""
         ...
+
+
+def loop_hooks(elector: LeaderElector) -> tuple[Callable[[], bool], Callable[[], int | None]]:
+    """The synchronous ``is_leader`` and ``token`` callables the control loop and actuator take.
+
+    Both read the elector's local lease view (no I/O), so they are cheap to call per action.
+    """
+    return (lambda: elector.token is not None), (lambda: elector.token)
 
 
 def _b64(text: str) -> str:
@@ -310,7 +323,10 @@ class PostgresLeaderElector:
         if self._conn is None or self._conn.closed:
             timeout_ms = int(self.lease_s * 1000)
             self._conn = await psycopg.AsyncConnection.connect(
-                self.dsn, autocommit=True, connect_timeout=max(1, round(self.lease_s))
+                self.dsn,
+                autocommit=True,
+                connect_timeout=max(1, round(self.lease_s)),
+                application_name=f"wattwise:{self.identity}"[:63],  # lets leader() name the holder
             )
             await self._conn.execute(f"SET idle_session_timeout = {timeout_ms * 2}")
             await self._conn.execute(f"SET statement_timeout = {timeout_ms}")
@@ -344,6 +360,18 @@ class PostgresLeaderElector:
         self._keepalive = asyncio.create_task(self._keep_alive(), name=f"pg-keepalive-{self.domain}")
         logger.info("%s is leader of %s (token %d)", self.identity, self.domain, token)
         return True
+
+    async def leader(self) -> str | None:
+        """Identity of the session holding the domain's lock (from its ``application_name``)."""
+        sql = (
+            "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+            " WHERE l.locktype = 'advisory' AND l.classid = %s::int::oid AND l.objid = %s::int::oid AND l.granted"
+        )
+        try:
+            name = await self._scalar(sql, _PG_LOCK_CLASS, self.lock_id)
+        except psycopg.Error as err:
+            raise LeadershipLost(f"cannot read the leader of {self.domain}: {err}") from err
+        return None if name is None else str(name).removeprefix("wattwise:")
 
     async def _keep_alive(self) -> None:
         """Confirm every third of ``lease_s`` that our session still holds the lock."""
