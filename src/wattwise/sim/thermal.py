@@ -6,7 +6,8 @@ with the live share of pumps (liquid) or fans (air) and with fan/pump speed (rat
 full speed); an isolated liquid loop (leak response) cools nothing. The inlet settles towards
 ``setpoint + thermal_rise_c × max(0, heat − capacity) / rated capacity`` with time constant
 ``thermal_tau_s``. Servers throttle above their ``max_inlet_c`` and trip at the racklet's
-``trip_inlet_c`` (or ``max_inlet_c`` + margin); a tripped server restarts once its inlet is
+``trip_inlet_c`` (or ``max_inlet_c`` + margin); throttling releases 1 °C under the limit; a
+tripped server restarts once its inlet is
 5 °C under its limit. A leak not isolated within ``leak_grace_s`` forces the racklet's
 servers off (electrical safety).
 """
@@ -61,7 +62,8 @@ def thermal_step(c: CoolingState, srv: ServerState, dt_s: float, p: TwinParams) 
         return 0, _leaks(c, srv, dt_s, p)  # every rack is below every server's limit: nothing to do
     inlet = np.where(ok, c.rack_inlet_c[np.maximum(srv.rack, 0)], 20.0)
     trip_c = _server_trip_c(c, srv, p)
-    srv.thermal_throttled = inlet > srv.max_inlet_c
+    # Throttle above the limit; release only 1 °C below it (firmware hysteresis, no step-to-step flapping).
+    srv.thermal_throttled = (inlet > srv.max_inlet_c) | (srv.thermal_throttled & (inlet > srv.max_inlet_c - 1.0))
     new_trip = srv.powered & ~srv.thermal_tripped & (inlet > trip_c)
     srv.thermal_tripped = (srv.thermal_tripped | new_trip) & ~(inlet < srv.max_inlet_c - 5.0)
     c.any_thermal = bool(srv.thermal_throttled.any() or srv.thermal_tripped.any())

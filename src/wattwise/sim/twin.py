@@ -193,13 +193,12 @@ class Twin:
         self._booting = booting
         return changed or ended or booting
 
-    def _advance(self, dt: float, account: bool) -> None:
-        p, srv, psu, ch, ws, g = self.params, self.srv, self.psu, self.ch, self.work, self.graph
-        ups_dark, texts = chain.energize(ch, self.ix, dt, p)
-        changed = self._power_servers(dt)
+    def _workloads_step(self, dt: float, changed: bool) -> tuple[int, int, float, int]:
+        """Running workloads, service status and migrations; returns (disrupted, done, GiB, aborted)."""
+        ws, srv = self.work, self.srv
         disrupted = 0
         if changed or self._dirty or self._restarting:
-            disrupted = work.update_running(ws, srv, dt, p)
+            disrupted = work.update_running(ws, srv, dt, self.params)
             self._restarting = bool(ws.wl_restart_left_s.any())
             self._svc = work.service_status(ws)
             self._wl_scale = ws.wl_cpu_frac * ws.wl_surge * ws.svc_throttle_frac[ws.wl_service]
@@ -208,8 +207,12 @@ class Twin:
         if self._migrating or self._dirty:
             done, gib, aborted = work.step_migrations(ws, srv, dt)
             self._migrating = bool((ws.wl_mig_dest >= 0).any())
-        if done or aborted:
-            self._dirty = True  # placement changed: re-evaluate running workloads next step
+        return disrupted, done, gib, aborted
+
+    def _advance(self, dt: float, account: bool) -> None:
+        p, srv, psu, ch, ws, g = self.params, self.srv, self.psu, self.ch, self.work, self.graph
+        ups_dark, texts = chain.energize(ch, self.ix, dt, p)
+        disrupted, done, gib, aborted = self._workloads_step(dt, self._power_servers(dt))
         ws.wl_demand_frac = self._wl_scale * self.cursor.norm_cpu(ws.wl_row, self.t_s + ws.wl_phase_s)
         fast = self._all_up and not (self._booting or self._constrained)
         power.server_power(srv, work.server_demand(ws, len(srv.powered)), p, fast=fast)
@@ -220,35 +223,28 @@ class Twin:
         ocp = power.psu_input(psu, dt, p)
         loads = g.chain_loads(psu.input_w, ats_source=self._ats_source())
         ch.phase_w = loads.phase_load_w
-        pdu_w = loads.load_w[self.ix.pdu0 :]
         chain.ups_step(ch, loads.load_w[self.ix.ups0 : self.ix.pdu0], ups_dark, dt, p)
-        chain.upstream_loads(ch, self.ix, pdu_w)
+        chain.upstream_loads(ch, self.ix, loads.load_w[self.ix.pdu0 :])
         new_phase, new_feed = chain.protect(ch, self.feed_capacity_w, dt, p)
         self._reset_breakers(dt)
         thermal_trips, leak_trips = thermal.thermal_step(self.cool, srv, dt, p)
         self._constrained |= bool(thermal_trips) or bool(srv.thermal_throttled.any())
         sla_s, ep_fail = processors.processors_step(ws, srv, self.shapes, self.t_s, dt, self.rng, p)
-        self._dirty = False
-        up, own_ok = self._svc
+        # Placement changed by a finished migration: re-evaluate running workloads next step.
+        self._dirty = bool(done or aborted)
         self.it_power_w = float(srv.power_w.sum())
         self.loss_psu_w = float((psu.input_w - psu.output_w).sum())
         self.loss_ups_w = float((ch.ups_input_w + ch.ups_battery_w - ch.ups_output_w - 0.9 * ch.ups_charge_w).sum())
         if not account:
             self._ups_words = self._ups_state()
             return
-        self._ups_events()
-        for text in texts:
-            self._event(text)
-        for i in np.flatnonzero(new_phase.ravel()):
-            self._event(f"breaker {self._phase_name(int(i))} tripped")
-        for i in np.flatnonzero(new_feed):
-            self._event(f"feed {self.site.feeds[int(i)].id} main breaker tripped")
+        n_failed = self._log_step(texts, new_phase, new_feed, thermal_trips, leak_trips, ocp)
         t = self.tally
         t.duration_s += dt
         t.breaker_trips += int(new_phase.sum())
         t.feed_trips += int(new_feed.sum())
         t.psu_ocp_trips += ocp
-        t.psu_failures = int(np.count_nonzero(self.psu.failed))
+        t.psu_failures = n_failed
         t.thermal_trips += thermal_trips
         t.leak_trips += leak_trips
         t.disrupted_workloads += disrupted
@@ -257,7 +253,35 @@ class Twin:
         t.migrations_aborted += aborted
         t.sla_violation_s += sla_s
         t.processor_failures += ep_fail
-        self._account(dt, up, own_ok)
+        self._account(dt, *self._svc)
+
+    def _log_step(
+        self,
+        texts: list[str],
+        new_phase: np.ndarray,
+        new_feed: np.ndarray,
+        thermal_trips: int,
+        leak_trips: int,
+        ocp: int,
+    ) -> int:
+        """Log this step's transitions; returns the number of failed PSUs."""
+        self._ups_events()
+        for text in texts:
+            self._event(text)
+        for i in np.flatnonzero(new_phase.ravel()):
+            self._event(f"breaker {self._phase_name(int(i))} tripped")
+        for i in np.flatnonzero(new_feed):
+            self._event(f"feed {self.site.feeds[int(i)].id} main breaker tripped")
+        if thermal_trips:
+            self._event(f"{thermal_trips} server(s) tripped on inlet temperature")
+        if leak_trips:
+            self._event(f"{leak_trips} server(s) forced off by an un-isolated leak")
+        if ocp:
+            self._event(f"{ocp} PSU(s) latched off by over-current protection")
+        n_failed = int(np.count_nonzero(self.psu.failed))
+        if n_failed > self.tally.psu_failures:
+            self._event(f"{n_failed - self.tally.psu_failures} PSU(s) failed")
+        return n_failed
 
     def _service_rates(self, up: np.ndarray, own_ok: np.ndarray) -> tuple[np.ndarray, float, float, float]:
         """Per-second service figures (tier up-counts, dependency violations, inversion, critical share).
