@@ -131,6 +131,7 @@ def test_chain_loads_sum_phases_pdus_ups_ats_feeds(graph: SiteGraph) -> None:
         "pdu-a": 700.0,
         "pdu-b": 500.0,
     }
+    assert loads.phase_headroom_w.tolist() == [[5688.0, 5688.0, 5588.0], [2444.0, 0.0, 0.0]]
     assert loads.of("ups-a") == (700.0, 20_000.0)
     assert loads.of("pdu-b") == (500.0, 2944.0)
     assert loads.headroom_w.tolist() == pytest.approx([99_300, 50_000, 99_500, 99_300, 19_300, 17_664 - 700, 2444])
@@ -279,3 +280,23 @@ def test_subtree_walk_terminates_on_an_unvalidated_loop() -> None:
         ),
     )
     assert SiteGraph(site).downstream_ids("u1") == {"u2"}
+
+
+def test_dependants_and_order_on_a_generated_dag() -> None:
+    graph = SiteGraph(generate_site(SiteSpec(servers=400, services=150, seed=11)))
+    users: dict[str, set[str]] = {s.id: set() for s in graph.site.services}
+    for s in graph.site.services:
+        for d in s.depends_on:
+            users[d].add(s.id)
+    for sid in users:  # brute force: walk the reverse edges
+        seen: set[str] = set()
+        todo = list(users[sid])
+        while todo:
+            x = todo.pop()
+            if x not in seen:
+                seen.add(x)
+                todo.extend(users[x])
+        assert graph.dependants[sid] == seen
+    position = {sid: i for i, sid in enumerate(graph.dependency_order)}
+    assert len(position) == 150
+    assert all(position[d] < position[s.id] for s in graph.site.services for d in s.depends_on)

@@ -48,6 +48,11 @@ class ChainLoads:
         """Capacity minus load per node, W (negative when overloaded)."""
         return self.capacity_w - self.load_w
 
+    @property
+    def phase_headroom_w(self) -> FloatArray:
+        """Derated breaker capacity minus load per PDU phase, shape (n_pdu, 3), W (0 for absent phases)."""
+        return self.phase_capacity_w - self.phase_load_w
+
     @cached_property
     def _position(self) -> dict[str, int]:
         return {n: i for i, n in enumerate(self.node_ids)}
@@ -391,22 +396,17 @@ class SiteGraph:
 
     @cached_property
     def dependants(self) -> dict[str, frozenset[str]]:
-        """Service id → every service that depends on it, transitively."""
-        direct: dict[str, set[str]] = {s.id: set() for s in self.site.services}
+        """Service id → every service that depends on it, transitively.
+
+        Inverts the dependency closures: the work is the summed closure size, not a walk per
+        service over everything downstream of it.
+        """
+        out: dict[str, set[str]] = {s.id: set() for s in self.site.services}
         for s in self.site.services:
-            for d in s.depends_on:
-                direct[d].add(s.id)
-        out: dict[str, frozenset[str]] = {}
-        for sid in direct:
-            seen: set[str] = set()
-            todo = list(direct[sid])
-            while todo:
-                x = todo.pop()
-                if x not in seen:
-                    seen.add(x)
-                    todo.extend(direct[x])
-            out[sid] = frozenset(seen)
-        return out
+            for dep in self.dependency_closure(s.id):
+                if dep != s.id:
+                    out[dep].add(s.id)
+        return {sid: frozenset(users) for sid, users in out.items()}
 
     @cached_property
     def dependency_order(self) -> tuple[str, ...]:
