@@ -116,6 +116,24 @@ class _LeaseClock:
         self.deadline_s = 0.0
 
 
+class _CampaignLog:
+    """Logs the first failed campaign attempt of a streak and the recovery, not every poll."""
+
+    def __init__(self, identity: str, domain: str) -> None:
+        self.where = f"{identity} for {domain}"
+        self.failures = 0
+
+    def failed(self, err: Exception) -> None:
+        if self.failures == 0:
+            logger.warning("campaign of %s failing: %s", self.where, err)
+        self.failures += 1
+
+    def ok(self) -> None:
+        if self.failures:
+            logger.info("campaign of %s recovered after %d failed attempts", self.where, self.failures)
+        self.failures = 0
+
+
 async def _campaign(elector: LeaderElector, poll_s: float, timeout_s: float | None) -> int:
     """Poll ``try_acquire`` until it wins (shared by both back-ends)."""
     start_s = time.monotonic()
@@ -161,6 +179,7 @@ class EtcdLeaderElector:
         self._granted_ttl_s = ttl_s
         self._lease = _LeaseClock()
         self._keepalive: asyncio.Task[None] | None = None
+        self._log = _CampaignLog(identity, domain)
 
     @property
     def token(self) -> int | None:
@@ -189,6 +208,7 @@ class EtcdLeaderElector:
             await self.resign()
         try:
             if await self.leader() is not None:
+                self._log.ok()
                 return False
             sent_at_s = time.monotonic()
             grant = await self._post("/lease/grant", {"TTL": max(1, round(self.ttl_s))})
@@ -196,8 +216,9 @@ class EtcdLeaderElector:
             self._granted_ttl_s = float(grant.get("TTL", self.ttl_s))
             txn = await self._post("/kv/txn", self._create_txn(self._lease_id))
         except LeadershipLost as err:
-            logger.warning("campaign of %s for %s failed: %s", self.identity, self.domain, err)
+            self._log.failed(err)
             return False
+        self._log.ok()
         if not txn.get("succeeded", False):
             await self._revoke()
             return False
@@ -313,6 +334,7 @@ class PostgresLeaderElector:
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._lease = _LeaseClock()
         self._keepalive: asyncio.Task[None] | None = None
+        self._log = _CampaignLog(identity, domain)
 
     @property
     def token(self) -> int | None:
@@ -349,12 +371,14 @@ class PostgresLeaderElector:
         try:
             won = await self._scalar("SELECT pg_try_advisory_lock(%s::int, %s::int)", _PG_LOCK_CLASS, self.lock_id)
             if not won:
+                self._log.ok()
                 return False
             token = int(await self._scalar(f"SELECT nextval('{self.sequence}')"))
         except psycopg.Error as err:
-            logger.warning("campaign of %s for %s failed: %s", self.identity, self.domain, err)
+            self._log.failed(err)
             await self._drop_connection()
             return False
+        self._log.ok()
         self._lease.token = token
         self._lease.renewed(sent_at_s, self.lease_s)
         self._keepalive = asyncio.create_task(self._keep_alive(), name=f"pg-keepalive-{self.domain}")
