@@ -35,6 +35,7 @@ RULES = {
     "cooling-short",
     "yaml-syntax",
     "empty-file",
+    "duplicate-key",
 }
 BASE_DATA = yaml.safe_load(BASE)
 

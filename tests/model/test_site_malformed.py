@@ -35,6 +35,15 @@ CASES = [
         "servers[0].psus[0].volts",
         60,
     ),
+    Case(
+        "key given twice",
+        {4: "  capacity_w: 100000\n  capacity_w: 50"},
+        "duplicate-key",
+        "feeds[0].capacity_w",
+        5,
+        "repeats line 4",
+    ),
+    Case("top-level key given twice", {1: "id: t\nid: u"}, "duplicate-key", "id", 2, "keeps only the last"),
     Case("missing capacity", {4: ""}, "missing-field", "feeds[0].capacity_w", 3),
     Case("text where a number goes", {19: "  capacity_w: lots"}, "wrong-type", "ups[0].capacity_w", 19, "'lots'"),
     Case(

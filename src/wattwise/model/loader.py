@@ -24,6 +24,21 @@ from wattwise.model.site import Site
 
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
+
+class _KeyCheckingLoader(_Loader):  # type: ignore[misc,valid-type]
+    """libyaml loader that notes when a mapping repeats a key (PyYAML silently keeps the last)."""
+
+    duplicate_keys = False
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        """Build the mapping, noting a repeated scalar key."""
+        keys = [k.value for k, _ in node.value if isinstance(k, yaml.ScalarNode)]
+        if len(keys) != len(set(keys)):
+            self.duplicate_keys = True
+        mapping: dict[Any, Any] = super().construct_mapping(node, deep)
+        return mapping
+
+
 _RULE_OF_PYDANTIC = {
     "extra_forbidden": "unknown-key",
     "missing": "missing-field",
@@ -123,6 +138,37 @@ def _line_index(text: str) -> dict[str, int]:
     return lines
 
 
+def _duplicate_keys(text: str) -> list[Problem]:
+    """One ``duplicate-key`` problem per repeated key (slow path: only when the loader saw one)."""
+    root = yaml.compose(text, Loader=_Loader)
+    problems = []
+    todo: list[tuple[str, yaml.Node]] = [("", root)] if root is not None else []
+    while todo:
+        path, node = todo.pop()
+        if isinstance(node, yaml.MappingNode):
+            first: dict[object, int] = {}
+            for key, value in node.value:
+                child = f"{path}.{key.value}" if path else str(key.value)
+                line = key.start_mark.line + 1
+                if key.value in first:
+                    msg = f"key {key.value!r} repeats line {first[key.value]}; YAML keeps only the last value"
+                    problems.append(Problem(child, "duplicate-key", msg))
+                first.setdefault(key.value, line)
+                todo.append((child, value))
+        elif isinstance(node, yaml.SequenceNode):
+            todo.extend((f"{path}[{i}]", item) for i, item in enumerate(node.value))
+    return problems
+
+
+def _load_yaml(text: str) -> tuple[Any, list[Problem]]:
+    loader = _KeyCheckingLoader(text)
+    try:
+        data = loader.get_single_data()
+    finally:
+        loader.dispose()
+    return data, (_duplicate_keys(text) if loader.duplicate_keys else [])
+
+
 def _locate(problem: Problem, lines: Mapping[str, int], file: str) -> Problem:
     path = problem.path
     while path and path not in lines:
@@ -133,13 +179,19 @@ def _locate(problem: Problem, lines: Mapping[str, int], file: str) -> Problem:
 
 
 def parse_text(text: str, file: str = "<string>") -> tuple[Any, list[Problem]]:
-    """Parse YAML/JSON text into plain data, or a ``yaml-syntax`` problem."""
+    """Parse YAML/JSON text into plain data, or a ``yaml-syntax`` problem.
+
+    Returns:
+        The data (``None`` when unusable) and the problems found while parsing: a syntax
+        error, an empty file, a top-level value that is not a mapping, repeated keys.
+    """
+    duplicates: list[Problem] = []
     try:
-        # JSON is YAML too; libyaml is ~100x slower than json, so big generated sites are JSON.
+        # JSON is YAML too; libyaml is ~7x slower than json, so big generated sites are JSON.
         if file.endswith(".json") or text.lstrip().startswith("{"):
             data = json.loads(text)
         else:
-            data = yaml.load(text, Loader=_Loader)  # noqa: S506
+            data, duplicates = _load_yaml(text)
     except (yaml.YAMLError, json.JSONDecodeError) as err:
         mark = getattr(err, "problem_mark", None)
         line = getattr(err, "lineno", None) or (mark.line + 1 if mark is not None else None)
@@ -149,7 +201,7 @@ def parse_text(text: str, file: str = "<string>") -> tuple[Any, list[Problem]]:
     if not isinstance(data, dict):
         msg = f"a site file must be a mapping, not a {type(data).__name__}"
         return None, [Problem("<root>", "wrong-type", msg, file=file, line=1)]
-    return data, []
+    return data, duplicates
 
 
 def check_text(text: str, file: str = "<string>") -> tuple[Site | None, list[Problem]]:
