@@ -13,6 +13,16 @@ from wattwise.decide.index import SiteIndex
 from wattwise.sim.twin import Twin
 
 
+def server_ac_w(ix: SiteIndex, twin: Twin, dc_w: np.ndarray | None = None) -> np.ndarray:
+    """Servers' AC input power: the twin's DC power scaled by its bus's PSU input/output ratio."""
+    dc = twin.srv.power_w if dc_w is None else dc_w
+    ok = ix.server_bus >= 0
+    bus_in = np.bincount(ix.psu_bus, weights=twin.psu.input_w, minlength=ix.n_bus)
+    bus_dc = np.bincount(ix.server_bus[ok], weights=twin.srv.power_w[ok], minlength=ix.n_bus)
+    ratio = np.where(bus_dc > 0, bus_in / np.maximum(bus_dc, 1e-9), 1.0 / 0.94)
+    return np.where(ok, dc * ratio[np.maximum(ix.server_bus, 0)], dc)
+
+
 def twin_power_state(ix: SiteIndex, twin: Twin, efficiency: EfficiencyCurves | None = None) -> PowerState:
     """A :class:`PowerState` of the twin now."""
     ch, psu, work, cool = twin.ch, twin.psu, twin.work, twin.cool
@@ -22,13 +32,13 @@ def twin_power_state(ix: SiteIndex, twin: Twin, efficiency: EfficiencyCurves | N
     return PowerState(
         index=ix,
         t_s=twin.t_s,
-        server_power_w=twin.srv.power_w,
+        server_power_w=server_ac_w(ix, twin),
         feed_available=ch.feed_available,
         ats_source=ch.ats_active,
         ups_charge_frac=np.clip(ch.ups_energy_wh / full_wh, 0.0, 1.0),
         ups_on_battery=ch.ups_on_battery,
         service_level_frac=np.where(work.svc_shed, 0.0, work.svc_throttle_frac),
-        psu_available=psu.alive & ~psu.failed & ~psu.ocp_tripped,
+        psu_available=~psu.failed & ~psu.ocp_tripped,  # healthy units; a switched-off outlet is no fault
         psu_share_frac=share if bus_w.sum() > 0 else None,
         efficiency=efficiency,
         racklet_leak=cool.rl_leak,
@@ -42,6 +52,8 @@ def degradation_forecast(twin: Twin, horizon_s: float = 900.0) -> SiteForecast:
     failure (degradation 1.0) within the horizon gets probability 1, scaled down linearly with
     the time it has left beyond the horizon (any predictor's output fits the same field)."""
     psu = twin.psu
-    left_s = np.where(psu.degrade_rate_per_s > 0, (1.0 - psu.degradation_frac) / np.maximum(psu.degrade_rate_per_s, 1e-12), np.inf)
+    left_s = np.where(
+        psu.degrade_rate_per_s > 0, (1.0 - psu.degradation_frac) / np.maximum(psu.degrade_rate_per_s, 1e-12), np.inf
+    )
     prob = np.clip(horizon_s / np.maximum(left_s, 1e-9), 0.0, 1.0)
     return SiteForecast(horizon_s=horizon_s, psu_failure_prob=prob)

@@ -54,7 +54,7 @@ class GreedyAllocationPolicy:
     >>> back = outage.with_(feed_available=None, service_level_frac=[1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0])
     >>> d = GreedyAllocationPolicy().decide(back, SiteForecast())
     >>> [(a.target_id, a.not_before_s) for a in d.actions if a.kind.value == "service_restore"]
-    [('svc-0007', 5.0), ('svc-0003', 10.0), ('svc-0006', 10.0), ('svc-0004', 15.0), ('svc-0005', 20.0)]
+    [('svc-0003', 5.0), ('svc-0004', 10.0), ('svc-0005', 15.0), ('svc-0007', 20.0), ('svc-0006', 25.0)]
     """
 
     name = "greedy_allocation"
@@ -224,6 +224,15 @@ def _shed_actions(
             )
         )
     thr = np.flatnonzero((new > 0) & (cur > 0) & (np.abs(new - cur) > 1e-9))
+    shed_t = t0 + steps * policy.shed_layer_s if len(order) else np.zeros(0)
+
+    def after_lower_tiers(s: int) -> float:
+        """A service is throttled down only once every less important tier is shed."""
+        if new[s] > cur[s]:
+            return t0
+        later = shed_t[p.rank[order] > p.rank[s]]
+        return float(later.max()) + policy.shed_layer_s if len(later) else t0
+
     out += [
         Action(
             kind=ActionKind.THROTTLE,
@@ -231,7 +240,7 @@ def _shed_actions(
             value=float(new[s]),
             previous_value=float(cur[s]),
             reason="power event: throttle to fit budget",
-            not_before_s=t0,
+            not_before_s=after_lower_tiers(s),
         )
         for s in thr.tolist()
     ]
@@ -286,12 +295,16 @@ def _restore_actions(
         for j in on.tolist()
         for o in _outlets(state, j)
     ]
-    order = up[np.lexsort((p.rank[up], ix.service_restore_order[up], ix.service_dep_depth[up]))]
-    step, acc_w, depth = 1 if out else 0, 0.0, int(ix.service_dep_depth[order[0]])
+    # Most important tier first (no transient inversion), dependencies before dependants
+    # inside a tier (a dependency never has a less important inherited tier than its dependant).
+    order = up[np.lexsort((ix.service_restore_order[up], ix.service_dep_depth[up], p.rank[up]))]
+    step, acc_w = 1 if out else 0, 0.0
+    group = (int(p.rank[order[0]]), int(ix.service_dep_depth[order[0]]))
     for s in order.tolist():
         w = float(p.service_dyn_w[s] * new[s])
-        if int(ix.service_dep_depth[s]) != depth or acc_w + w > policy.inrush_step_w:
-            step, acc_w, depth = step + 1, 0.0, int(ix.service_dep_depth[s])
+        key = (int(p.rank[s]), int(ix.service_dep_depth[s]))
+        if key != group or acc_w + w > policy.inrush_step_w:
+            step, acc_w, group = step + 1, 0.0, key
         acc_w += w
         out.append(
             Action(
