@@ -453,3 +453,15 @@ def test_ids_and_references_of_the_wrong_type() -> None:
         ("wrong-type", "servers[0].psus[0].input", 60),
         ("wrong-type", "services[1].depends_on[1]", 71),
     ]
+
+
+def test_rule_catalogue_matches_the_rules_tested() -> None:
+    # Every rule in the catalogue is exercised by a case here, and no case names an unknown rule.
+    from wattwise.model.problems import RULES
+
+    exercised = {c.rule for c in CASES} | {
+        "unreadable",
+        "yaml-syntax",
+        "empty-file",
+    }  # the unusable-file tests above
+    assert exercised == set(RULES)
