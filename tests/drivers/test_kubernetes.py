@@ -19,7 +19,7 @@ import pytest
 
 from conftest import REPO
 from wattwise.drivers.base import Driver
-from wattwise.drivers.kubernetes import DEFAULT_TAINT_KEY, KubernetesDriver, evictable
+from wattwise.drivers.kubernetes import DEFAULT_TAINT_KEY, FENCING_ANNOTATION, KubernetesDriver, evictable
 from wattwise.drivers.retry import RetryPolicy
 from wattwise.errors import DeviceAuthError, DeviceUnavailable
 from wattwise.model.values import Action, ActionKind
@@ -112,8 +112,10 @@ def make(server: ReplayApiServer, **kwargs: Any) -> KubernetesDriver:
     return KubernetesDriver("k8s-1", "https://api.test", client=client, **kwargs)
 
 
-def act(kind: ActionKind, target: str) -> Action:
-    return Action(kind=kind, target_id=target, reason="feed B predicted overload", decision_id="d1")
+def act(kind: ActionKind, target: str, token: int | None = None) -> Action:
+    return Action(
+        kind=kind, target_id=target, reason="feed B predicted overload", decision_id="d1", fencing_token=token
+    )
 
 
 async def test_read_real_nodes() -> None:
@@ -163,6 +165,25 @@ async def test_cordon_patches_unschedulable_and_taint_then_resume_undoes_it() ->
     assert "taints" not in server.nodes[NODE_A]["spec"] and not server.nodes[NODE_A]["spec"]["unschedulable"]
     assert server.nodes[NODE_A]["status"]["conditions"][-1]["status"] == "False"
     assert (await driver.apply(act(ActionKind.NODE_RESUME, NODE_A))).message == "in service"
+
+
+async def test_node_actions_are_fenced_by_a_node_annotation() -> None:
+    server = ReplayApiServer()
+    driver = make(server)
+    assert (await driver.apply(act(ActionKind.NODE_CORDON, NODE_A, token=7))).ok
+    patch = next(r[3] for r in server.requests if r[0] == "PATCH" and not r[1].endswith("/status"))
+    assert patch["metadata"] == {"resourceVersion": "2161", "annotations": {FENCING_ANNOTATION: "7"}}
+    stale = await driver.apply(act(ActionKind.NODE_RESUME, NODE_A, token=5))
+    assert not stale.ok and stale.message == "fenced: token 5 < 7"
+    assert server.nodes[NODE_A]["spec"]["unschedulable"] is True  # the deposed leader changed nothing
+    # A new leader (9) re-cordons a node that is already cordoned: its token is recorded anyway,
+    # so the deposed leader (7) can no longer act on it with its equal-to-recorded token.
+    again = await driver.apply(act(ActionKind.NODE_CORDON, NODE_A, token=9))
+    assert again.ok and again.message == "already cordoned"
+    assert server.nodes[NODE_A]["metadata"]["annotations"][FENCING_ANNOTATION] == "9"
+    assert (await driver.apply(act(ActionKind.NODE_RESUME, NODE_A, token=7))).message == "fenced: token 7 < 9"
+    newer = await driver.apply(act(ActionKind.NODE_RESUME, NODE_A, token=10))
+    assert newer.ok and server.nodes[NODE_A]["metadata"]["annotations"][FENCING_ANNOTATION] == "10"
 
 
 async def test_cordon_rereads_after_a_conflict() -> None:

@@ -18,6 +18,12 @@ ActionKind              API calls
 ``WORKLOAD_MIGRATE``    evict ``namespace/pod``; its controller re-creates it elsewhere
 ======================  ===============================================================
 
+Node changes are fenced by the API server itself: the driver records the sender's fencing
+token in the node annotation ``power.wattwise.io/fencing-token`` in the same
+``resourceVersion``-guarded patch, and refuses (``fenced: token N < M``) a node action whose
+token is lower than the one recorded. Pod evictions carry no token: put a
+:class:`~wattwise.control.fencing.FencedDriver` in front for ``WORKLOAD_MIGRATE``.
+
 Evictions respect PodDisruptionBudgets: the API server answers 429 when one would be
 violated. A drain that met a PDB returns ``ok=False`` naming the budgets, having evicted what
 it could; repeating it later continues (pods already gone are skipped). Node patches carry
@@ -51,6 +57,11 @@ _MERGE_PATCH = "application/merge-patch+json"
 _STRATEGIC_PATCH = "application/strategic-merge-patch+json"
 DEFAULT_TAINT_KEY = "power.wattwise.io/degraded"
 DEFAULT_CONDITION = "WattwisePowerDegraded"
+FENCING_ANNOTATION = "power.wattwise.io/fencing-token"
+
+
+class Fenced(Exception):
+    """The node was last changed by a leader with a higher fencing token."""
 
 
 class ApiStatus(Exception):
@@ -168,7 +179,7 @@ class KubernetesDriver:
                 ok, message = await self._migrate(action.target_id)
             else:
                 ok, message = await self._node_action(action)
-        except ApiStatus as err:
+        except (ApiStatus, Fenced) as err:
             ok, message = False, str(err)
         log = logger.info if ok else logger.warning
         log("kubernetes %s %s: %s", action.kind, action.target_id, message)
@@ -182,7 +193,7 @@ class KubernetesDriver:
     async def _node_action(self, action: Action) -> tuple[bool, str]:
         name = self._node_names.get(action.target_id, action.target_id)
         cordon = action.kind is not ActionKind.NODE_RESUME
-        changed = await self._set_cordon(name, cordon)
+        changed = await self._set_cordon(name, cordon, action.fencing_token)
         if changed:
             await self._set_condition(name, cordon, action.reason)
         state = (
@@ -192,27 +203,41 @@ class KubernetesDriver:
             return True, state
         return await self._evict_node_pods(name)
 
-    async def _set_cordon(self, name: str, cordon: bool) -> bool:
-        """Patch ``unschedulable`` and our taint; returns whether anything changed."""
+    async def _set_cordon(self, name: str, cordon: bool, token: int | None) -> bool:
+        """Patch ``unschedulable`` and our taint; returns whether anything changed.
+
+        Raises:
+            Fenced: The node carries a higher fencing token than ``token``.
+        """
         for attempt in (1, 2):
             node = await self._request("GET", f"/api/v1/nodes/{quote(name)}")
-            spec = node.get("spec", {})
+            meta, spec = node.get("metadata", {}), node.get("spec", {})
+            seen = (meta.get("annotations") or {}).get(FENCING_ANNOTATION)
+            if token is not None and seen is not None and token < int(seen):
+                raise Fenced(f"fenced: token {token} < {seen}")
             taints = [t for t in spec.get("taints", []) if t.get("key") != self.taint_key]
             if cordon:
                 taints.append({"key": self.taint_key, "value": "true", "effect": "NoSchedule"})
-            if bool(spec.get("unschedulable", False)) == cordon and taints == spec.get("taints", []):
+            same = bool(spec.get("unschedulable", False)) == cordon and taints == spec.get("taints", [])
+            # A newer leader records its token even when the node is already as it wants it:
+            # otherwise the deposed leader's equal token would still pass.
+            bump = token is not None and (seen is None or token > int(seen))
+            if same and not bump:
                 return False
-            patch = {
-                "metadata": {"resourceVersion": node["metadata"].get("resourceVersion")},
-                "spec": {"unschedulable": cordon, "taints": taints or None},
-            }
+            # resourceVersion makes the patch a compare-and-set: the token check above and
+            # the write below are atomic at the API server (409 if the node changed between).
+            patch: dict[str, Any] = {"metadata": {"resourceVersion": meta.get("resourceVersion")}}
+            if bump:
+                patch["metadata"]["annotations"] = {FENCING_ANNOTATION: str(token)}
+            if not same:
+                patch["spec"] = {"unschedulable": cordon, "taints": taints or None}
             try:
                 await self._request("PATCH", f"/api/v1/nodes/{quote(name)}", patch, _MERGE_PATCH)
             except ApiStatus as err:
                 if err.code == 409 and attempt == 1:
                     continue  # somebody changed the node between our read and our patch: re-read
                 raise
-            return True
+            return not same
         return True  # unreachable: the loop returns or raises
 
     async def _set_condition(self, name: str, degraded: bool, reason: str) -> None:
