@@ -69,7 +69,8 @@ def gc_paused() -> Iterator[None]:
     Parsing and validating a 100k-server site allocates millions of containers; each
     allocation burst triggers a full collection that walks every live object, which tripled
     load time (see docs/adr/0001-site-loading-speed.md). The tree has no reference cycles, so
-    nothing is lost by collecting once afterwards. Nested use keeps the outer pause.
+    reference counting frees it all the same; the collector resumes on exit, even on an
+    exception. Nested use keeps the outer pause.
     """
     was_enabled = gc.isenabled()
     gc.disable()
