@@ -225,3 +225,23 @@ def test_a_good_power_event_policy_beats_doing_nothing() -> None:
     assert managed.critical_availability_frac == 1.0
     assert managed.battery_left_wh > idle.battery_left_wh
     assert managed.priority_inversion_s == 0.0
+
+
+def test_cooling_actions_change_racklet_capacity_and_readings(small_site) -> None:  # type: ignore[no-untyped-def]
+    twin = Twin(small_site, seed=0)
+    rl = small_site.racklets[0].id
+
+    def cap() -> float:
+        return next(
+            r.value for r in twin.readings(kinds=["racklet"]) if r.device_id == rl and r.metric == "cooling_capacity_w"
+        )
+
+    full = cap()
+    assert twin.apply(Action(kind=ActionKind.COOLING_SETPOINT, target_id=rl, dest_id="fan_speed", value=0.4)).ok
+    assert cap() == pytest.approx(full / 2)
+    assert twin.apply(Action(kind=ActionKind.COOLING_ISOLATE, target_id=rl)).ok
+    assert cap() == 0.0
+    module = {r.metric: r.value for r in twin.readings(kinds=["racklet"]) if r.device_id == rl}
+    assert module["output_power_w"] > 0
+    assert module["input_power_w"] > module["output_power_w"]
+    assert module["available"] == 1.0

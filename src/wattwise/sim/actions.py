@@ -15,7 +15,7 @@ workload_migrate    workload id                     dest_id = server id (powered
 workload_stop/start workload id                     —
 workload_defer      workload id                     stops it until ``workload_start``
 partition_move      partition id                    dest_id = event-processor id
-cooling_setpoint    racklet or rack id              °C (10–45)
+cooling_setpoint    racklet or rack id              °C (10–45); dest_id="fan_speed": 0.2–1.0
 cooling_isolate     racklet id                      1/None isolates the liquid loop, 0 re-opens it
 ats_transfer        ATS id                          dest_id = one of its sources
 node_cordon/drain   server id                       drain: migrate (or stop) all its workloads
@@ -156,6 +156,11 @@ def _cooling(twin: Twin, a: Action) -> str:
         iso = a.value is None or a.value >= 0.5
         c.rl_isolated[r] = iso
         return f"racklet {a.target_id} loop {'isolated' if iso else 're-opened'}"
+    if a.dest_id == "fan_speed":
+        r = _idx(twin, "racklet", a.target_id)
+        v = _value(a, 0.2, 1.0, "fan/pump speed set-point (fraction of full speed)")
+        c.rl_speed_frac[r] = v
+        return f"racklet {a.target_id} fans/pumps at {v:.0%}"
     v = _value(a, 10.0, 45.0, "cooling set-point °C")
     if a.target_id in twin.index["racklet"]:
         c.rack_setpoint_c[c.rack_racklet == twin.index["racklet"][a.target_id]] = v

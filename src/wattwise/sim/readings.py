@@ -163,6 +163,18 @@ def _racklets(twin: Twin, t: float, out: Rows) -> None:
     _emit(out, ids, "coolant_flow_lpm", FLOW_LPM_PER_KW * cap / 1000.0 * c.rl_liquid, t)
     _emit(out, ids, "leak_detected", c.rl_leak, t)
     _emit(out, ids, "cooling_capacity_w", cap, t)
+    # Power module: the racklet's DC bus is the last ``len(racklets)`` buses of the graph.
+    psu = twin.psu
+    rl_bus = psu.bus - (twin.n_bus - len(ids))
+    mine = rl_bus >= 0
+    n = len(ids)
+    out_w = np.bincount(rl_bus[mine], weights=psu.output_w[mine], minlength=n)
+    in_w = np.bincount(rl_bus[mine], weights=psu.input_w[mine], minlength=n)
+    live_w = np.bincount(rl_bus[mine], weights=(psu.rating_w * psu.alive)[mine], minlength=n)
+    _emit(out, ids, "output_power_w", out_w, t)
+    _emit(out, ids, "input_power_w", in_w, t)
+    _emit(out, ids, "capacity_w", live_w, t)
+    _emit(out, ids, "available", live_w > 0, t)
 
 
 def _processors(twin: Twin, t: float, out: Rows) -> None:
