@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -128,3 +129,63 @@ async def test_cli_names_the_leader(etcd_url: str) -> None:
     await a.close()
     gone = await asyncio.to_thread(runner.invoke, app, ["leader", domain, "--etcd", "http://127.0.0.1:9"])
     assert gone.exit_code == 2
+
+
+async def test_actuator_of_a_deposed_leader_is_fenced(etcd_url: str) -> None:
+    """Elector + the lead's Actuator + FencedDriver: the old leader's command fails as 'fenced'."""
+    from wattwise.act.actuator import Actuator
+    from wattwise.act.base import MemoryJournal, Mode, Phase
+    from wattwise.act.interlocks import InterlockContext
+    from wattwise.control.fencing import FencedDriver, FencingGate
+    from wattwise.model.clock import WallClock
+    from wattwise.model.values import Action, ActionKind, ActionResult, Decision, DecisionStatus, Reading
+
+    class Outlets:
+        name = "outlets"
+
+        def __init__(self) -> None:
+            self.applied: list[tuple[str, int | None]] = []
+
+        def supports(self, kind: ActionKind) -> bool:
+            return kind is ActionKind.OUTLET_OFF
+
+        async def read(self) -> list[Reading]:
+            return []
+
+        async def apply(self, action: Action) -> ActionResult:
+            self.applied.append((action.target_id, action.fencing_token))
+            return ActionResult(command_id=action.command_id, ok=True)
+
+        async def close(self) -> None:
+            return None
+
+    domain = f"hall-{uuid.uuid4().hex[:8]}"
+    a = EtcdLeaderElector(etcd_url, domain, "a", ttl_s=2.0, poll_s=0.05)
+    b = EtcdLeaderElector(etcd_url, domain, "b", ttl_s=2.0, poll_s=0.05)
+    outlets = Outlets()
+    fenced = FencedDriver(outlets, FencingGate(), domain=domain)
+    token_a = await a.campaign(timeout_s=5.0)
+    journal_a, journal_b = MemoryJournal(), MemoryJournal()
+    stale_token = token_a  # what a paused leader still believes
+
+    def actuator(journal: MemoryJournal, token: Any) -> Actuator:
+        return Actuator(Mode.ARMED, journal, lambda _a: fenced, [], WallClock(), token=token)
+
+    def shed(target: str) -> list[Decision]:
+        act = Action(kind=ActionKind.OUTLET_OFF, target_id=target, decision_id=target, reason="test")
+        return [Decision(policy_name="t", status=DecisionStatus.OK, actions=(act,))]
+
+    ctx = InterlockContext(t_s=0.0)
+    old = actuator(journal_a, lambda: stale_token)
+    assert [v.phase for v in await old.execute(shed("o1"), ctx)] == [Phase.ACKED]
+    await a.resign()
+    _, token_b_hook = loop_hooks(b)
+    token_b = await b.campaign(timeout_s=5.0)
+    new = actuator(journal_b, token_b_hook)
+    assert [v.phase for v in await new.execute(shed("o2"), ctx)] == [Phase.ACKED]
+    (verdict,) = await old.execute(shed("o3"), ctx)
+    assert verdict.phase is Phase.FAILED and verdict.message == f"fenced: token {token_a} < {token_b}"
+    assert outlets.applied == [("o1", token_a), ("o2", token_b)]
+    assert [e.phase for e in journal_a.entries() if e.target_id == "o3"][-1] is Phase.FAILED
+    await a.close()
+    await b.close()
