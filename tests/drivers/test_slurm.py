@@ -152,7 +152,7 @@ async def test_read_reports_nodes_and_jobs(clean: Cluster) -> None:
     assert readings[("srv-01", "available")] == 1.0  # renamed to its site id
     assert readings[("node2", "cpu_frac")] == 0.5  # one of two CPUs allocated
     assert readings[("node3", "cpu_frac")] == 0.0
-    assert readings[("job:train-a", "available")] == 1.0
+    assert readings[("train-a", "available")] == 1.0
 
 
 async def test_cordon_keeps_jobs_and_resume_restores(clean: Cluster) -> None:

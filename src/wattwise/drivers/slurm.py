@@ -4,7 +4,8 @@ Slurm 22.05 has no Python binding that works (pyslurm follows newer releases) an
 ``scontrol --json`` does not exist yet, so the driver reads ``sinfo --json`` and
 ``squeue --json`` (OpenAPI v0.0.38 shapes) and changes state with plain ``scontrol``.
 
-Action mapping (``target_id`` is a node name, or a job given by id or name):
+Action mapping (``target_id`` is a node name, or a job given by id or name; a job is named
+after the site workload it runs, ``sbatch -J <workload id>``):
 
 =====================  ==================================================================
 ActionKind             scontrol
@@ -164,7 +165,8 @@ class SlurmDriver:
         for job in await self.jobs():
             running = job.get("job_state") == "RUNNING"
             tags = (("job_id", str(job["job_id"])), ("nodes", str(job.get("nodes") or "")))
-            readings.append(Reading(f"job:{job['name']}", "available", float(running), t_s, Quality.GOOD, tags))
+            # A job is named after the site workload it runs (sbatch -J <workload id>).
+            readings.append(Reading(str(job["name"]), "available", float(running), t_s, Quality.GOOD, tags))
         return readings
 
     async def apply(self, action: Action) -> ActionResult:
