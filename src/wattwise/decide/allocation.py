@@ -276,8 +276,14 @@ def _spare_on(state: PowerState, p: AllocationProblem, at_s: float) -> list[Acti
 
 def _outlets(state: PowerState, server: int) -> list[str]:
     ix = state.index
+    cached = state._cache.get("bus_psus")
+    if not isinstance(cached, tuple):
+        order = np.argsort(ix.psu_bus, kind="stable")
+        cached = (order, np.searchsorted(ix.psu_bus[order], np.arange(ix.n_bus + 1)))
+        state._cache["bus_psus"] = cached
+    order, start = cached
     bus = int(ix.server_bus[server])
-    return [ix.psu_outlet_ids[k] for k in np.flatnonzero(ix.psu_bus == bus).tolist()]
+    return [ix.psu_outlet_ids[k] for k in order[start[bus] : start[bus + 1]].tolist()]
 
 
 def _restore_actions(
