@@ -187,7 +187,8 @@ def main() -> None:
         rows.append(r)
         print(
             f"{n:>7} servers {r['services']:>6} services | greedy p50 {r['greedy_p50_ms']:.1f} ms "
-            f"p99 {r['greedy_p99_ms']:.1f} ms (CPU p50 {r['greedy_cpu_p50_ms']:.1f} p99 {r['greedy_cpu_p99_ms']:.1f}) | MILP p50 {r['milp_p50_ms']:.1f} ms p99 {r['milp_p99_ms']:.1f} ms "
+            f"p99 {r['greedy_p99_ms']:.1f} ms (CPU p50 {r['greedy_cpu_p50_ms']:.1f} "
+            f"p99 {r['greedy_cpu_p99_ms']:.1f}) | MILP p50 {r['milp_p50_ms']:.1f} ms p99 {r['milp_p99_ms']:.1f} ms "
             f"(fallbacks {r['milp_fallbacks']}/{r['trials']}) | gap mean {r['gap_mean_pct']:.2f} % "
             f"max {r['gap_max_pct']:.2f} % (n={r['gap_n']}, proven {r['gap_proven']}) | "
             f"seed rows over {r['seed_rows_over_mean']:.1f} | {r['statuses']}"
@@ -213,8 +214,8 @@ def write_report(rows: list[dict[str, object]], ls: list[dict[str, float]], src:
         "",
         "## Power-event allocation latency (full `decide()`: live chain, problem, solve, ordered actions)",
         "",
-        "States: every utility and generator lost, batteries at 25–45 % charge (low-battery mark 20 %), servers at 20–90 % "
-        "utilisation; services = servers / 5. MILP = HiGHS via SciPy with a "
+        "States: every utility and generator lost, batteries at 25–45 % charge (low-battery mark 20 %), "
+        "servers at 20–90 % utilisation; services = servers / 5. MILP = HiGHS via SciPy with a "
         f"{args.milp_limit_s} s budget and the greedy plan as floor/fallback.",
         "",
         "| servers | services | trials | greedy p50 ms | greedy p99 ms | greedy CPU p50 ms | greedy CPU p99 ms "
@@ -224,7 +225,8 @@ def write_report(rows: list[dict[str, object]], ls: list[dict[str, float]], src:
     for r in rows:
         lines.append(
             f"| {r['servers']} | {r['services']} | {r['trials']} | {r['greedy_p50_ms']:.1f} | "
-            f"{r['greedy_p99_ms']:.1f} | {r['greedy_cpu_p50_ms']:.1f} | {r['greedy_cpu_p99_ms']:.1f} | {r['milp_p50_ms']:.1f} | {r['milp_p99_ms']:.1f} | "
+            f"{r['greedy_p99_ms']:.1f} | {r['greedy_cpu_p50_ms']:.1f} | {r['greedy_cpu_p99_ms']:.1f} | "
+            f"{r['milp_p50_ms']:.1f} | {r['milp_p99_ms']:.1f} | "
             f"{r['milp_fallbacks']} | {r['statuses']} |"
         )
     lines += [
