@@ -9,9 +9,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 import duckdb
 import numpy as np
@@ -32,6 +32,7 @@ from wattwise.store.base import (
 from wattwise.telemetry.batch import ReadingBatch
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _INSERT = f"INSERT INTO readings SELECT {', '.join(sql.READING_COLUMNS)} FROM batch_df ON CONFLICT DO NOTHING"
 _DUPLICATES = (
@@ -69,7 +70,7 @@ class DuckDBStore:
         cur = self._con.execute(statement, list(params))
         return cur.fetchall() if cur.description else []
 
-    def _tx(self, fn: Any) -> Any:
+    def _tx(self, fn: Callable[[], T]) -> T:
         with self._lock:
             try:
                 self._con.begin()
@@ -80,7 +81,7 @@ class DuckDBStore:
                 raise StoreError(f"DuckDB store {self.path}: {err}") from err
             return out
 
-    def _read(self, fn: Any) -> Any:
+    def _read(self, fn: Callable[[], T]) -> T:
         with self._lock:
             try:
                 return fn()
@@ -176,18 +177,15 @@ class DuckDBStore:
 
     def range(self, device_id: str, metric: str, start_s: float, end_s: float, step_s: float) -> list[Bucket]:
         """Min/mean/max per bucket."""
-        out: list[Bucket] = self._read(lambda: sql.range_buckets(self._run, device_id, metric, start_s, end_s, step_s))
-        return out
+        return self._read(lambda: sql.range_buckets(self._run, device_id, metric, start_s, end_s, step_s))
 
     def aggregate_by_tag(self, metric: str, tag: str, start_s: float, end_s: float) -> list[TagAggregate]:
         """A metric per tag value."""
-        out: list[TagAggregate] = self._read(lambda: sql.tag_aggregates(self._run, metric, tag, start_s, end_s))
-        return out
+        return self._read(lambda: sql.tag_aggregates(self._run, metric, tag, start_s, end_s))
 
     def training_set(self, start_s: float, end_s: float, metrics: Sequence[str] | None = None) -> ReadingBatch:
         """Raw readings for retraining."""
-        out: ReadingBatch = self._read(lambda: sql.training_rows(self._run, start_s, end_s, metrics))
-        return out
+        return self._read(lambda: sql.training_rows(self._run, start_s, end_s, metrics))
 
     def count(self) -> int:
         """Raw readings stored."""
@@ -197,10 +195,7 @@ class DuckDBStore:
         self, now_s: float, raw_keep_s: float, rollup_step_s: float, rollup_keep_s: float
     ) -> RetentionResult:
         """Roll up and delete old data in one transaction."""
-        out: RetentionResult = self._tx(
-            lambda: sql.retention(self._run, now_s, raw_keep_s, rollup_step_s, rollup_keep_s)
-        )
-        return out
+        return self._tx(lambda: sql.retention(self._run, now_s, raw_keep_s, rollup_step_s, rollup_keep_s))
 
     def append_journal(self, entry: JournalEntry) -> None:
         """Append one journal entry."""
@@ -208,8 +203,7 @@ class DuckDBStore:
 
     def journal(self, since_s: float = 0.0, limit: int = 1000) -> list[JournalEntry]:
         """Journal entries since ``since_s``."""
-        out: list[JournalEntry] = self._read(lambda: sql.journal_select(self._run, since_s, limit))
-        return out
+        return self._read(lambda: sql.journal_select(self._run, since_s, limit))
 
     def save_model(
         self, name: str, version: str, blob: bytes, meta: Mapping[str, object], t_s: float | None = None
@@ -220,8 +214,7 @@ class DuckDBStore:
 
     def latest_model(self, name: str) -> ModelRecord | None:
         """The newest version of a model."""
-        out: ModelRecord | None = self._read(lambda: sql.model_latest(self._run, name))
-        return out
+        return self._read(lambda: sql.model_latest(self._run, name))
 
     def close(self) -> None:
         """Checkpoint and close the file."""
