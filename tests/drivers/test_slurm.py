@@ -184,7 +184,7 @@ async def test_drain_moves_running_jobs_off_the_node(clean: Cluster) -> None:
     elapsed_s = time.monotonic() - t0
     state, node = clean.job(job_id)
     assert node in {"node1", "node2"}, f"job still on {node}"
-    assert clean.states()["node3"] == "drained"
+    clean.wait(lambda: clean.states()["node3"] == "drained", "node3 drained (its job gone)", 5.0)
     print(f"drain: job {job_id} node3 -> {node} in {elapsed_s:.2f} s")
 
 
