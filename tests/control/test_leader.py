@@ -13,7 +13,13 @@ import pytest
 
 from conftest import need
 from control.ha_support import PG_DSN, etcd_server, postgres_available
-from wattwise.control.leader import EtcdLeaderElector, LeaderElector, PostgresLeaderElector, loop_hooks
+from wattwise.control.leader import (
+    EtcdLeaderElector,
+    LeaderElector,
+    PostgresLeaderElector,
+    keep_campaigning,
+    loop_hooks,
+)
 from wattwise.errors import LeadershipLost
 
 pytestmark = pytest.mark.timeout(60)
@@ -189,3 +195,26 @@ async def test_actuator_of_a_deposed_leader_is_fenced(etcd_url: str) -> None:
     assert [e.phase for e in journal_a.entries() if e.target_id == "o3"][-1] is Phase.FAILED
     await a.close()
     await b.close()
+
+
+async def test_keep_campaigning_hands_over_when_the_leader_stops(
+    pair: tuple[LeaderElector, LeaderElector],
+) -> None:
+    a, b = pair
+    task_a = asyncio.create_task(keep_campaigning(a, poll_s=0.05))
+    await asyncio.sleep(0.5)
+    task_b = asyncio.create_task(keep_campaigning(b, poll_s=0.05))
+    await asyncio.sleep(0.5)
+    assert await a.is_leader() and not await b.is_leader()
+    task_a.cancel()  # the controller shuts down: it resigns, b takes over at once
+    with pytest.raises(asyncio.CancelledError):
+        await task_a
+    t0 = time.monotonic()
+    while not await b.is_leader():  # noqa: ASYNC110 - polling the local lease view is the point
+        await asyncio.sleep(0.02)
+    assert time.monotonic() - t0 < 1.0
+    assert (b.token or 0) > 0
+    task_b.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task_b
+    assert not await b.is_leader()

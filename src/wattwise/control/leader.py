@@ -30,13 +30,24 @@ local lease logic of :mod:`wattwise.control.lease`. Synchronous callers (the con
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 from wattwise.control.leader_etcd import KEY_PREFIX, EtcdLeaderElector
 from wattwise.control.leader_postgres import PostgresLeaderElector
 
-__all__ = ["KEY_PREFIX", "EtcdLeaderElector", "LeaderElector", "PostgresLeaderElector", "loop_hooks"]
+__all__ = [
+    "KEY_PREFIX",
+    "EtcdLeaderElector",
+    "LeaderElector",
+    "PostgresLeaderElector",
+    "keep_campaigning",
+    "loop_hooks",
+]
+
+logger = logging.getLogger(__name__)
 
 
 @runtime_checkable
@@ -86,3 +97,20 @@ def loop_hooks(elector: LeaderElector) -> tuple[Callable[[], bool], Callable[[],
     Both read the elector's local lease view (no I/O), so they are cheap to call per action.
     """
     return (lambda: elector.token is not None), (lambda: elector.token)
+
+
+async def keep_campaigning(elector: LeaderElector, poll_s: float = 0.1) -> None:
+    """Run for ever (as a task): campaign whenever not leader, so a follower is always ready.
+
+    Cancel the task and ``close()`` the elector to stop; a cancelled leader resigns at once.
+    """
+    try:
+        while True:
+            token = await elector.campaign()
+            logger.info("%s leads %s with token %d", elector.identity, elector.domain, token)
+            while await elector.is_leader():  # noqa: ASYNC110 - the lease has no event to wait on
+                await asyncio.sleep(poll_s)
+            logger.warning("%s no longer leads %s; campaigning again", elector.identity, elector.domain)
+    except asyncio.CancelledError:
+        await elector.resign()
+        raise
