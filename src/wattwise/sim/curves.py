@@ -9,8 +9,10 @@ Each loader reads a package file whose ``#`` header names its source and licence
 * PSU efficiency η(load): the 80 PLUS 230 V internal-redundant thresholds (10/20/50/100 %).
   Levels without a 10 % point get Titanium's 10→20 % drop (4 points); 5 % and 0 % follow the
   measured 600 W PFE curve's fall below its first point. Input power = output / η(load).
-* UPS efficiency: a double-conversion curve (representative datasheet values; the nut-ddl
-  dumps that report ``ups.efficiency`` show 75–86 % at 9–17 % load, which this curve meets).
+* UPS efficiency: a double-conversion curve with representative datasheet values of modern
+  three-phase units (95 % at half load, falling below 25 % load). The few nut-ddl dumps that
+  report ``ups.efficiency`` are small single-phase units at 75–86 % for 9–17 % load, the
+  same shape a few points lower. ``ups_eco`` is the eco-mode (bypass-first) curve.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ PSU_STANDBY_LOSS_FRAC = 0.005
 """No-load loss of a powered PSU carrying nothing (hot standby), as a fraction of its rating."""
 
 UPS_CURVES: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
-    "ups_double_conversion": ((0.0, 0.1, 0.25, 0.5, 0.75, 1.0), (0.6, 0.80, 0.90, 0.94, 0.95, 0.945)),
+    "ups_double_conversion": ((0.0, 0.1, 0.25, 0.5, 0.75, 1.0), (0.7, 0.87, 0.93, 0.95, 0.955, 0.95)),
     "ups_eco": ((0.0, 0.1, 0.25, 0.5, 0.75, 1.0), (0.8, 0.95, 0.975, 0.985, 0.99, 0.99)),
 }
 
