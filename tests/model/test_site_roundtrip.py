@@ -20,6 +20,10 @@ from wattwise.model.site import (
     Pdu,
     Psu,
     Rack,
+    Racklet,
+    RackletCooling,
+    RackletPower,
+    Redundancy,
     RuntimeTargets,
     Server,
     Service,
@@ -96,6 +100,23 @@ def sites(draw: st.DrawFn) -> Site:
                 model=draw(text),
             )
         )
+    racklets: tuple[Racklet, ...] = ()
+    if draw(st.booleans()):
+        power = RackletPower(
+            ac_input=draw(st.sampled_from(["120V", "240V", "3ph"])),
+            dc_out_v=draw(st.sampled_from([12, 48])),
+            base_capacity_w=draw(floats(1.0, 1e9)),
+            redundancy=Redundancy.N,
+            psus=(Psu(id=next(pool), input=draw(st.sampled_from(outlets)), rating_w=2e5),),
+        )
+        cooling = RackletCooling(
+            capacity_w=draw(floats(1000.0, 200_000.0)),
+            kind=draw(st.sampled_from(["air", "liquid"])),
+            fans=draw(st.integers(0, 64)),
+        )
+        racklets = (Racklet(id=next(pool), power=power, cooling=cooling),)
+        racks = (*racks, Rack(id=next(pool), racklet=racklets[0].id))
+        servers.append(Server(id=next(pool), rack=racks[-1].id, idle_w=1.0, peak_w=draw(floats(1.0, 1e5))))
     services: list[Service] = []
     for _ in range(draw(st.integers(0, 4))):
         deps = draw(st.lists(st.sampled_from([s.id for s in services]), unique=True)) if services else []
@@ -125,6 +146,7 @@ def sites(draw: st.DrawFn) -> Site:
         ats=ats,
         ups=ups,
         pdus=pdus,
+        racklets=racklets,
         racks=racks,
         servers=tuple(servers),
         services=tuple(services),
