@@ -48,7 +48,11 @@ def efficiency_curves(index: SiteIndex) -> EfficiencyCurves:
 
 def default_policies() -> list[Policy[PowerState]]:
     """Power-event allocation (MILP with greedy fallback), then PSU load sharing."""
-    return [MilpAllocationPolicy(time_limit_s=0.5), CurveLoadSharingPolicy()]
+    return [MilpAllocationPolicy(time_limit_s=0.5), CurveLoadSharingPolicy(min_change_w=25.0)]
+
+
+DEFAULT_PERIODS_S = {"curve_load_sharing": 300.0}
+"""Load sharing re-plans every 5 minutes (or at once on an event): set-points need not chase noise."""
 
 
 def route_by_support(drivers: Sequence[Driver]) -> Router:
@@ -75,6 +79,7 @@ def assemble(
     poll_period_s: float = 1.0,
     decide_period_s: float = 5.0,
     min_dwell_s: float = 60.0,
+    site_actions_per_min: int = 20_000,
 ) -> Assembly:
     """Wire drivers → validation/store → planner → actuator into a controller."""
     graph = SiteGraph(site)
@@ -85,7 +90,7 @@ def assemble(
     interlocks: list[Interlock] = [
         CriticalClosureInterlock(graph),
         LimitInterlock(graph),
-        FlapInterlock(min_dwell_s=min_dwell_s),
+        FlapInterlock(min_dwell_s=min_dwell_s, per_site_per_min=site_actions_per_min),
     ]
     actuator = Actuator(
         mode,
@@ -96,7 +101,9 @@ def assemble(
         approval_kinds=approval_kinds,
         token=token,
     )
-    planner = PolicyPlanner(graph, index, policies or default_policies(), curves=efficiency_curves(index))
+    planner = PolicyPlanner(
+        graph, index, policies or default_policies(), curves=efficiency_curves(index), periods_s=DEFAULT_PERIODS_S
+    )
     controller = Controller(
         drivers,
         pipeline,

@@ -60,6 +60,8 @@ class PolicyPlanner:
         policies: Policies run in order every decision.
         curves: PSU efficiency curves (real data) for load sharing and the state.
         forecaster: Baseline forecaster.
+        periods_s: Policy name → least seconds between its runs (others run every decision;
+            every policy runs at once on an event).
     """
 
     def __init__(
@@ -69,6 +71,7 @@ class PolicyPlanner:
         policies: Sequence[Policy[PowerState]],
         curves: EfficiencyCurves | None = None,
         forecaster: PeakForecaster | None = None,
+        periods_s: dict[str, float] | None = None,
     ) -> None:
         self.graph = graph
         self.index = index
@@ -78,6 +81,8 @@ class PolicyPlanner:
         self.last_state: PowerState | None = None
         self.last_forecast: SiteForecast | None = None
         self.policy_errors: dict[str, str] = {}
+        self.periods_s = dict(periods_s or {})
+        self._last_run_s: dict[str, float] = {}
 
     def state(self, latest: LatestValues, now_s: float) -> PowerState:
         """The policies' view of the site now."""
@@ -93,6 +98,10 @@ class PolicyPlanner:
         decision_id = f"{now_s:.3f}"
         decisions: list[Decision] = []
         for policy in self.policies:
+            period_s = self.periods_s.get(policy.name, 0.0)
+            if event is None and now_s - self._last_run_s.get(policy.name, float("-inf")) < period_s:
+                continue
+            self._last_run_s[policy.name] = now_s
             try:
                 d = policy.decide(state, forecast)
             except Exception as err:  # one broken policy must not silence the others
