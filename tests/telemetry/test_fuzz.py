@@ -107,7 +107,7 @@ reading_like = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.one_of(st.binary(max_size=200), st.lists(reading_like, max_size=8).map(lambda x: json.dumps(x).encode())))
 def test_decode_never_raises_and_accounts_for_every_item(payload: bytes) -> None:
     batch, rejected = decode_payload(payload)
