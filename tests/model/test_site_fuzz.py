@@ -78,3 +78,25 @@ def test_gc_pause_nests_and_restores() -> None:
             assert not gc.isenabled()
         assert not gc.isenabled()  # the inner pause does not end the outer one
     assert gc.isenabled()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    drop=st.sets(st.integers(1, len(BASE.splitlines())), max_size=4),
+    repeat=st.sets(st.integers(1, len(BASE.splitlines())), max_size=2),
+)
+def test_lines_dropped_or_repeated_give_located_problems(drop: set[int], repeat: set[int]) -> None:
+    lines = []
+    for n, line in enumerate(BASE.splitlines(), start=1):
+        if n not in drop:
+            lines.append(line)
+        if n in repeat:
+            lines.append(line)
+    text = "\n".join(lines) + "\n"
+    site, problems = check_text(text, "cut.yaml")
+    assert {p.rule for p in problems} <= set(RULES)
+    n_lines = len(lines)
+    assert all(p.line is None or 1 <= p.line <= n_lines + 1 for p in problems)  # +1: end of stream
+    if not drop and not repeat:
+        assert problems == []
+        assert site is not None
