@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -18,6 +19,7 @@ from wattwise.store.base import TimeSeriesStore
 from wattwise.store.duckdb_store import DuckDBStore
 from wattwise.store.postgres_store import PostgresStore
 from wattwise.telemetry.exporter import build_registry
+from wattwise.telemetry.mqtt_ingest import MqttIngest
 from wattwise.telemetry.nats_ingest import NatsIngest
 from wattwise.telemetry.pipeline import IngestPipeline
 from wattwise.telemetry.validate import ReadingValidator, site_device_ids
@@ -43,20 +45,41 @@ def _known_devices(site: Path | None, devices_file: Path | None) -> set[str]:
     return known
 
 
-async def _ingest(
-    store: TimeSeriesStore, known: set[str], settings: Settings, durable: str, port: int, ack_wait_s: float
-) -> None:
+async def _ingest(store: TimeSeriesStore, known: set[str], settings: Settings, opts: _IngestOptions) -> None:
     pipeline = IngestPipeline(store, ReadingValidator(known), WallClock())
-    if port:
-        start_http_server(port, addr="127.0.0.1", registry=build_registry(pipeline))
+    if opts.metrics_port:
+        start_http_server(opts.metrics_port, addr="127.0.0.1", registry=build_registry(pipeline))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    source = NatsIngest(pipeline, settings.nats_url, durable=durable, ack_wait_s=ack_wait_s)
-    await source.run(stop)
+    tasks = [asyncio.create_task(pipeline.run(stop))]
+    mqtt_source: MqttIngest | None = None
+    if "nats" in opts.sources:
+        nats_source = NatsIngest(pipeline, settings.nats_url, durable=opts.durable, ack_wait_s=opts.ack_wait_s)
+        tasks.append(asyncio.create_task(nats_source.run(stop)))
+    if "mqtt" in opts.sources:
+        mqtt_source = MqttIngest(pipeline, loop, settings.mqtt_host, settings.mqtt_port, client_id=opts.durable)
+        mqtt_source.start()
+    if "dds" in opts.sources:
+        from wattwise.telemetry.dds_ingest import DdsBus, DdsIngest  # Cyclone loads only when asked for
+
+        tasks.append(asyncio.create_task(DdsIngest(pipeline, DdsBus(opts.dds_domain)).run(stop)))
+    await stop.wait()
+    if mqtt_source is not None:
+        mqtt_source.stop()
+    await asyncio.gather(*tasks)
     stats = pipeline.validator.stats
     print(f"stored {stats.accepted_total}, rejected {stats.rejected_total} {stats.by_reason()}", flush=True)
+
+
+@dataclass(frozen=True)
+class _IngestOptions:
+    sources: tuple[str, ...]
+    durable: str
+    metrics_port: int
+    ack_wait_s: float
+    dds_domain: int
 
 
 def ingest(
@@ -69,8 +92,14 @@ def ingest(
     durable: Annotated[str, typer.Option(help="JetStream durable consumer name")] = "wattwise-ingest",
     metrics_port: Annotated[int, typer.Option(help="Serve Prometheus /metrics on 127.0.0.1:PORT (0: off)")] = 0,
     ack_wait_s: Annotated[float, typer.Option(help="JetStream redelivers unacknowledged messages after this")] = 10.0,
+    source: Annotated[list[str] | None, typer.Option(help="nats, mqtt and/or dds (repeatable)")] = None,
+    dds_domain: Annotated[int, typer.Option(help="DDS domain id (loopback only)")] = 0,
 ) -> None:
-    """Consume telemetry from NATS JetStream, validate it and store it (until SIGTERM)."""
+    """Consume telemetry from NATS JetStream (and MQTT, DDS), validate it and store it (until SIGTERM)."""
+    sources = tuple(source or ["nats"])
+    unknown = set(sources) - {"nats", "mqtt", "dds"}
+    if unknown:
+        raise typer.BadParameter(f"unknown source(s): {', '.join(sorted(unknown))}")
     overrides: dict[str, object] = {
         k: v for k, v in {"store": store, "duckdb_path": duckdb_path, "postgres_dsn": dsn, "nats_url": nats_url}.items()
         if v is not None
@@ -79,7 +108,8 @@ def ingest(
     known = _known_devices(site, devices_file)
     target = open_store(settings)
     try:
-        asyncio.run(_ingest(target, known, settings, durable, metrics_port, ack_wait_s))
+        opts = _IngestOptions(sources, durable, metrics_port, ack_wait_s, dds_domain)
+        asyncio.run(_ingest(target, known, settings, opts))
     finally:
         target.close()
 
