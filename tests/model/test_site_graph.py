@@ -270,7 +270,7 @@ def test_pdu_straight_on_a_feed() -> None:
 
 
 def test_subtree_walk_terminates_on_an_unvalidated_loop() -> None:
-    """A Site built in code skips the rules; a UPS loop must not hang the downstream walk."""
+    """A Site built in code skips the rules; a UPS loop must not hang the graph walks."""
     site = Site(
         id="loop",
         feeds=(Feed(id="f", capacity_w=10_000),),
@@ -279,7 +279,9 @@ def test_subtree_walk_terminates_on_an_unvalidated_loop() -> None:
             Ups(id="u2", input="u1", capacity_w=1000, capacity_va=1000, battery_wh=10),
         ),
     )
-    assert SiteGraph(site).downstream_ids("u1") == {"u2"}
+    graph = SiteGraph(site)
+    assert graph.downstream_ids("u1") == {"u2"}
+    assert graph.upstream_ids("u1") == ("u1", "u2")
 
 
 def test_dependants_and_order_on_a_generated_dag() -> None:

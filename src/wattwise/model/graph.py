@@ -289,7 +289,7 @@ class SiteGraph:
             chain.append(device_id)
             i = len(self.node_ids) - len(self.site.pdus) + pdu_pos
         parent = self._parents(ats_source)
-        while i >= 0:
+        while i >= 0 and self.node_ids[i] not in chain:  # a loop only in an unvalidated site
             chain.append(self.node_ids[i])
             i = int(parent[i])
         return tuple(chain)
