@@ -178,8 +178,22 @@ def build_problem(
     """Turn a state and a forecast into an :class:`AllocationProblem`.
 
     With ``spare_off``, switchable servers that run no workload are powered off (their
-    power leaves the base load): what an operator does first in a power event.
+    power leaves the base load): what an operator does first in a power event. The result is
+    cached on the (frozen) state for the same forecast object and parameters.
     """
+    key = f"problem:{min_hold_s}:{inverter_efficiency_frac}"
+    cached = state._cache.get(key)
+    if isinstance(cached, tuple) and cached[0] is forecast:
+        p: AllocationProblem = cached[1]
+    else:
+        p = _build(state, forecast, min_hold_s, inverter_efficiency_frac)
+        state._cache[key] = (forecast, p)
+    return p if spare_off else p.with_spares_on()
+
+
+def _build(
+    state: PowerState, forecast: SiteForecast, min_hold_s: float, inverter_efficiency_frac: float
+) -> AllocationProblem:
     ix = state.index
     chain = live_chain(state, inverter_efficiency_frac=inverter_efficiency_frac)
     n_srv, n_svc = len(ix.server_ids), len(ix.service_ids)
@@ -219,7 +233,7 @@ def build_problem(
     level_now = state.service_level_frac
     assert level_now is not None
     n_live_wl = np.bincount(ix.wl_service, weights=wl_live.astype(float), minlength=n_svc)
-    p = AllocationProblem(
+    return AllocationProblem(
         chain=chain,
         row_names=names,
         rhs=rhs,
@@ -241,4 +255,3 @@ def build_problem(
         spare_row=np.concatenate([spare_row, e_spare]),
         current_off=np.asarray(level_now <= 0, dtype=bool),
     )
-    return p if spare_off else p.with_spares_on()

@@ -99,7 +99,8 @@ def live_chain(state: PowerState, *, inverter_efficiency_frac: float = 0.95) -> 
     Returns:
         The rows, capacities and server → row matrix.
     """
-    cached = state._cache.get("chain")
+    key = f"chain:{inverter_efficiency_frac}"
+    cached = state._cache.get(key)
     if isinstance(cached, LiveChain):
         return cached
     ix = state.index
@@ -156,7 +157,7 @@ def live_chain(state: PowerState, *, inverter_efficiency_frac: float = 0.95) -> 
         live,
         behind_batt,
     )
-    state._cache["chain"] = chain
+    state._cache[key] = chain
     return chain
 
 
