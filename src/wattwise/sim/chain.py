@@ -133,7 +133,7 @@ def _update_generators(ch: ChainState, ix: ChainIndex, dt_s: float, p: TwinParam
                 needed[gen] = True
             if ch.feed_is_generator[gen] and int(ch.ats_active[a]) == gen:
                 needed[gen] |= not grid_ok[other]
-    starting = needed & ~ch.gen_running & ~np.isfinite(ch.gen_start_left_s)
+    starting = needed & ~ch.gen_running & ~np.isfinite(ch.gen_start_left_s) & ~ch.gen_failed
     ch.gen_start_left_s[starting] = p.generator_start_s
     ch.gen_start_left_s = np.where(np.isfinite(ch.gen_start_left_s), ch.gen_start_left_s - dt_s, np.inf)
     ready = needed & (ch.gen_start_left_s <= 0) & ~ch.gen_failed

@@ -12,19 +12,19 @@ import numpy as np  # noqa: E402
 
 from wattwise.sim.runner import RunResult  # noqa: E402
 
-MAX_EVENT_LABELS = 40
+MAX_EVENT_LABELS = 64
 _SKIP = ("reset by technician",)
 
 
 def _event_marks(result: RunResult) -> list[tuple[float, str]]:
     """Events worth a vertical line: injections and state changes, one label per (time, text)."""
     marks: list[tuple[float, str]] = []
-    seen: set[str] = set()
+    seen: set[tuple[float, str]] = set()
     for t, text in result.events:
         short = text.replace("inject ", "")
-        if any(s in text for s in _SKIP) or short in seen:
+        if any(s in text for s in _SKIP) or (t, short) in seen:
             continue
-        seen.add(short)
+        seen.add((t, short))
         marks.append((t, short))
     return marks
 
@@ -75,7 +75,7 @@ def plot_run(result: RunResult, path: Path, feed_capacity_w: dict[str, float] | 
         va="top",
         ha="left",
         family="monospace",
-        fontsize=7.5,
+        fontsize=7.5 if len(lines) <= 40 else 5.8,
         transform=text_ax.transAxes,
     )
     ax.set_title(f"{result.scenario} (seed {result.seed})")
