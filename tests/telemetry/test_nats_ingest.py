@@ -32,10 +32,17 @@ def _readings(msg_no: int, t0_s: float) -> list[Reading]:
     return [Reading(device, "power_w", 100.0 + k, t0_s + msg_no * 0.001 + k * 1e-6) for k in range(PER_MSG)]
 
 
-async def _publish(nc: Client, n_msgs: int, t0_s: float, progress: list[int], pause_s: float = 0.008) -> None:
-    """Publish ``n_msgs`` valid messages (paced, ~3 s for 4000), plus one garbage message every 50."""
+async def _publish(
+    nc: Client, n_msgs: int, t0_s: float, progress: list[int], pause_s: float = 0.008, hold: asyncio.Event | None = None
+) -> None:
+    """Publish ``n_msgs`` valid messages (paced), plus one garbage message every 50.
+
+    With ``hold``, the second half waits until ``hold`` is set (the ingest is consuming).
+    """
     js = nc.jetstream()
     for i in range(n_msgs):
+        if hold is not None and i == n_msgs // 2:
+            await hold.wait()
         await publish_readings(nc, "dc1", _readings(i, t0_s))
         if i % 50 == 0:
             await js.publish(nats_subject("dc1", "junk"), b"\x00not json")
@@ -79,16 +86,19 @@ async def test_sigkill_mid_stream_loses_nothing_and_stores_once(tmp_path: Path, 
     nc = await nats.connect(nats_url)
     await ensure_stream(nc)
     progress = [0]
-    publisher = asyncio.create_task(_publish(nc, n_msgs, t0_s, progress))
+    consuming = asyncio.Event()
+    publisher = asyncio.create_task(_publish(nc, n_msgs, t0_s, progress, hold=consuming))
     proc = _start_ingest(tmp_path, nats_url)
-    await _wait_for(lambda: _ge(_acked(nc, "wattwise-ingest"), 1), 30)
+    await _wait_for(lambda: _ge(_acked(nc, "wattwise-ingest"), 1), 90)  # the CLI starts slowly on a busy box
+    consuming.set()
+    await _wait_for(lambda: _true(progress[0] > n_msgs // 2 + 100), 30)
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
     assert progress[0] < n_msgs, "the kill must happen mid-stream, while readings are still published"
     await publisher
     last_seq = (await nc.jetstream().stream_info(NATS_STREAM)).state.last_seq
     proc = _start_ingest(tmp_path, nats_url)
-    await _wait_for(lambda: _ge(_acked(nc, "wattwise-ingest"), last_seq), 60)
+    await _wait_for(lambda: _ge(_acked(nc, "wattwise-ingest"), last_seq), 120)
     proc.send_signal(signal.SIGTERM)
     out = proc.communicate(timeout=30)[0].decode()
     assert proc.returncode == 0, out
@@ -99,6 +109,10 @@ async def test_sigkill_mid_stream_loses_nothing_and_stores_once(tmp_path: Path, 
     assert len(keys) == len(set(keys)) == n_msgs * PER_MSG
     assert set(keys) == _expected_keys(n_msgs, t0_s)
     store.close()
+
+
+async def _true(flag: bool) -> bool:
+    return flag
 
 
 async def _ge(value: Awaitable[int], floor: int) -> bool:
@@ -122,13 +136,13 @@ async def test_postgres_restart_during_ingest_loses_nothing(nats_url: str, pg_cl
     await ensure_stream(nc)
     progress = [0]
     publisher = asyncio.create_task(_publish(nc, n_msgs, t0_s, progress))
-    await _wait_for(lambda: _ge(_acked(nc, "pg-ingest"), 1), 30)
+    await _wait_for(lambda: _ge(_acked(nc, "pg-ingest"), 1), 60)
     await _run_cmd(pg_cluster.stop_cmd("immediate"))  # a crash: no shutdown checkpoint
     await asyncio.sleep(0.5)
     await _run_cmd(pg_cluster.start_cmd())
     await publisher
     last_seq = (await nc.jetstream().stream_info(NATS_STREAM)).state.last_seq
-    await _wait_for(lambda: _ge(_acked(nc, "pg-ingest"), last_seq), 60)
+    await _wait_for(lambda: _ge(_acked(nc, "pg-ingest"), last_seq), 120)
     stop.set()
     await task
     await nc.close()
