@@ -113,6 +113,8 @@ class Twin:
         self._ats_key = b""
         self._ats_map: dict[str, str] = {}
         self._ups_key = b""
+        self._readings_key: tuple[object, ...] | None = None
+        self._readings: list[Reading] = []
         self._server_bus0 = np.maximum(self.srv.bus, 0)
         self._wl_scale = np.zeros(len(site.workloads))
         self._svc: tuple[np.ndarray, np.ndarray] = (np.zeros(0, dtype=bool), np.zeros(0, dtype=bool))
@@ -158,6 +160,7 @@ class Twin:
         step as well, so a missed call costs at most one stale step.
         """
         self._dirty = True
+        self._readings_key = None
 
     def _topology_key(self) -> tuple[bytes, int, int, int, int, int]:
         srv, psu, ch = self.srv, self.psu, self.ch
@@ -437,7 +440,7 @@ class Twin:
 
     def note(self, text: str) -> None:
         """Record an external event (scenario injection) in the event log; state may have changed."""
-        self._dirty = True
+        self.mark_dirty()
         self._event(text)
 
     def _due_actions(self) -> None:
@@ -465,10 +468,17 @@ class Twin:
         """Every current reading, or only those of device ``kinds``.
 
         Kinds: feed, ats, ups, pdu, outlet, psu, server, rack, racklet, processor, service.
+        Repeated calls between two steps (and with no action in between) return the same list
+        (a copy), so several readers of one step pay once.
         """
         from wattwise.sim.readings import collect_readings
 
-        return collect_readings(self, self.t_s if t_s is None else t_s, kinds)
+        stamp = self.t_s if t_s is None else t_s
+        key = (self.t_s, stamp, None if kinds is None else tuple(kinds), self.tally.actions_ok)
+        if self._readings_key != key:
+            self._readings = collect_readings(self, stamp, key[2])
+            self._readings_key = key
+        return list(self._readings)
 
     def snapshot(self) -> TwinSnapshot:
         """Frozen arrays of the state decision policies need."""
