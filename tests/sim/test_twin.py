@@ -245,3 +245,26 @@ def test_cooling_actions_change_racklet_capacity_and_readings(small_site) -> Non
     assert module["output_power_w"] > 0
     assert module["input_power_w"] > module["output_power_w"]
     assert module["available"] == 1.0
+
+
+def test_outlet_cycle_and_scheduled_actions(small_site) -> None:  # type: ignore[no-untyped-def]
+    twin = Twin(small_site, seed=0)
+    server = next(s for s in small_site.servers if len(s.psus) == 2)
+    outlet = server.psus[0].input
+    o = twin.index["outlet"][outlet]
+    p0 = twin.index["psu"][server.psus[0].id]
+    twin.psu.ocp_tripped[p0] = True
+    assert twin.apply(Action(kind=ActionKind.OUTLET_CYCLE, target_id=outlet)).ok
+    twin.step()
+    assert not twin.ch.outlet_on[o]
+    twin.run_for(6)
+    assert twin.ch.outlet_on[o]
+    assert not twin.psu.ocp_tripped[p0]  # power-cycling the input clears the latch
+    assert twin.psu.output_w[p0] > 0
+    later = Action(kind=ActionKind.SERVICE_SHED, target_id=small_site.services[-1].id, not_before_s=twin.t_s + 10)
+    assert twin.apply(later).message == "scheduled"
+    k = twin.index["service"][later.target_id]
+    twin.run_for(5)
+    assert not twin.work.svc_shed[k]
+    twin.run_for(6)
+    assert twin.work.svc_shed[k]

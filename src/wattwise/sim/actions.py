@@ -2,25 +2,25 @@
 
 Targets by kind (``Action.target_id``; ``value`` in SI; ``dest_id`` where a destination is needed):
 
-=================== ============================== =========================================
-kind                target                          value / dest
-=================== ============================== =========================================
-outlet_off/on/cycle outlet id                       cycle: off now, on after 5 s; resets OCP
-psu_setpoint        PSU id                          W of output share (0 = hot standby)
-power_cap           server id                       W (≥ idle), ``None`` removes the cap
-throttle            server or service id            fraction; a service takes one of its levels
-service_shed        service id                      stops all its workloads
-service_restore     service id                      starts them again (restart delay)
-workload_migrate    workload id                     dest_id = server id (powered, not cordoned)
-workload_stop/start workload id                     —
-workload_defer      workload id                     stops it until ``workload_start``
-partition_move      partition id                    dest_id = event-processor id
-cooling_setpoint    racklet or rack id              °C (10–45); dest_id="fan_speed": 0.2–1.0
-cooling_isolate     racklet id                      1/None isolates the liquid loop, 0 re-opens it
-ats_transfer        ATS id                          dest_id = one of its sources
-node_cordon/drain   server id                       drain: migrate (or stop) all its workloads
-node_resume         server id                       uncordon
-=================== ============================== =========================================
+=================== ==================== ==============================================
+kind                target               value / dest
+=================== ==================== ==============================================
+outlet_off/on/cycle outlet id            cycle: off now, on after 5 s; on resets OCP
+psu_setpoint        PSU id               W of output share (0 = hot standby)
+power_cap           server id            W (>= idle); None removes the cap
+throttle            server or service id fraction; a service takes one of its levels
+service_shed        service id           stops all its workloads
+service_restore     service id           starts them again (restart delay)
+workload_migrate    workload id          dest_id = server id (powered, not cordoned)
+workload_stop/start workload id          -
+workload_defer      workload id          stops it until workload_start
+partition_move      partition id         dest_id = event-processor id
+cooling_setpoint    racklet or rack id   deg C (10-45); dest_id='fan_speed': 0.2-1.0
+cooling_isolate     racklet id           1/None isolates the liquid loop, 0 re-opens it
+ats_transfer        ATS id               dest_id = one of its sources
+node_cordon/drain   server id            drain: migrate (or re-place) its workloads
+node_resume         server id            uncordon
+=================== ==================== ==============================================
 
 An action with ``not_before_s`` in the future is queued and applied when due. Invalid actions
 return ``ok=False`` with the reason; nothing is changed.
