@@ -45,14 +45,19 @@ def _known_devices(site: Path | None, devices_file: Path | None) -> set[str]:
     return known
 
 
-async def _ingest(store: TimeSeriesStore, known: set[str], settings: Settings, opts: _IngestOptions) -> None:
+async def run_ingest(
+    store: TimeSeriesStore, known: set[str], settings: Settings, opts: IngestOptions, stop: asyncio.Event | None = None
+) -> IngestPipeline:
+    """Run the ingest service until ``stop`` is set (or SIGTERM/SIGINT when no event is given)."""
     pipeline = IngestPipeline(store, ReadingValidator(known), WallClock())
+    server = None
     if opts.metrics_port:
-        start_http_server(opts.metrics_port, addr="127.0.0.1", registry=build_registry(pipeline))
-    stop = asyncio.Event()
+        server, _ = start_http_server(opts.metrics_port, addr="127.0.0.1", registry=build_registry(pipeline))
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    if stop is None:
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
     tasks = [asyncio.create_task(pipeline.run(stop))]
     mqtt_source: MqttIngest | None = None
     if "nats" in opts.sources:
@@ -69,17 +74,29 @@ async def _ingest(store: TimeSeriesStore, known: set[str], settings: Settings, o
     if mqtt_source is not None:
         mqtt_source.stop()
     await asyncio.gather(*tasks)
-    stats = pipeline.validator.stats
-    print(f"stored {stats.accepted_total}, rejected {stats.rejected_total} {stats.by_reason()}", flush=True)
+    if server is not None:
+        server.shutdown()
+        server.server_close()
+    return pipeline
 
 
 @dataclass(frozen=True)
-class _IngestOptions:
-    sources: tuple[str, ...]
-    durable: str
-    metrics_port: int
-    ack_wait_s: float
-    dds_domain: int
+class IngestOptions:
+    """How the ingest service runs.
+
+    Attributes:
+        sources: Any of ``nats``, ``mqtt``, ``dds``.
+        durable: JetStream durable consumer name, also the MQTT client id.
+        metrics_port: Port of the Prometheus endpoint on 127.0.0.1 (0: none).
+        ack_wait_s: JetStream redelivery delay for unacknowledged messages.
+        dds_domain: DDS domain id.
+    """
+
+    sources: tuple[str, ...] = ("nats",)
+    durable: str = "wattwise-ingest"
+    metrics_port: int = 0
+    ack_wait_s: float = 10.0
+    dds_domain: int = 0
 
 
 def ingest(
@@ -108,8 +125,10 @@ def ingest(
     known = _known_devices(site, devices_file)
     target = open_store(settings)
     try:
-        opts = _IngestOptions(sources, durable, metrics_port, ack_wait_s, dds_domain)
-        asyncio.run(_ingest(target, known, settings, opts))
+        opts = IngestOptions(sources, durable, metrics_port, ack_wait_s, dds_domain)
+        pipeline = asyncio.run(run_ingest(target, known, settings, opts))
+        stats = pipeline.validator.stats
+        print(f"stored {stats.accepted_total}, rejected {stats.rejected_total} {stats.by_reason()}", flush=True)
     finally:
         target.close()
 

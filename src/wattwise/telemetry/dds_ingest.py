@@ -61,12 +61,23 @@ def _qos() -> Qos:
     )
 
 
+# Cyclone allows one explicitly configured Domain per id per process, and it must outlive every
+# participant in it; so domains are created once here and kept.
+_DOMAINS: dict[int, Domain] = {}
+
+
+def _domain(domain_id: int) -> Domain:
+    if domain_id not in _DOMAINS:
+        _DOMAINS[domain_id] = Domain(domain_id, loopback_config(domain_id))
+    return _DOMAINS[domain_id]
+
+
 class DdsBus:
     """A loopback-pinned participant with the telemetry topic (keep it alive while in use)."""
 
     def __init__(self, domain_id: int) -> None:
         self.domain_id = domain_id
-        self._domain = Domain(domain_id, loopback_config(domain_id))
+        self._domain = _domain(domain_id)
         self.participant = DomainParticipant(domain_id)
         self.topic = Topic(self.participant, DDS_TOPIC, ReadingSample)
 
