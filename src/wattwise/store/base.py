@@ -13,8 +13,18 @@ from typing import Literal, Protocol, runtime_checkable
 from wattwise.model.values import Reading
 from wattwise.telemetry.batch import ReadingBatch
 
-Phase = Literal["planned", "sent", "acked", "failed", "refused", "approved", "denied"]
-PHASES: tuple[Phase, ...] = ("planned", "sent", "acked", "failed", "refused", "approved", "denied")
+Phase = Literal["planned", "dry-run", "pending", "approved", "denied", "refused", "sent", "acked", "failed"]
+PHASES: tuple[Phase, ...] = (
+    "planned",
+    "dry-run",
+    "pending",
+    "approved",
+    "denied",
+    "refused",
+    "sent",
+    "acked",
+    "failed",
+)
 
 TAG_COLUMNS: tuple[str, ...] = ("application", "os", "load_level", "site", "rack", "feed")
 """Tags stored as their own columns (so they can be grouped on); other tags are kept as JSON."""
@@ -96,6 +106,33 @@ class JournalEntry:
     message: str = ""
 
 
+class JournalRecord(Protocol):
+    """Anything shaped like a journal entry (``wattwise.act.base.JournalEntry`` fits as is)."""
+
+    @property
+    def command_id(self) -> str: ...  # noqa: D102
+    @property
+    def t_s(self) -> float: ...  # noqa: D102
+    @property
+    def phase(self) -> str: ...  # noqa: D102
+    @property
+    def kind(self) -> str: ...  # noqa: D102
+    @property
+    def target_id(self) -> str: ...  # noqa: D102
+    @property
+    def value(self) -> float | None: ...  # noqa: D102
+    @property
+    def reason(self) -> str: ...  # noqa: D102
+    @property
+    def decision_id(self) -> str: ...  # noqa: D102
+    @property
+    def actor(self) -> str: ...  # noqa: D102
+    @property
+    def fencing_token(self) -> int | None: ...  # noqa: D102
+    @property
+    def message(self) -> str: ...  # noqa: D102
+
+
 @dataclass(frozen=True, slots=True)
 class ModelRecord:
     """One saved model version (the blob is the serialized model)."""
@@ -155,7 +192,7 @@ class TimeSeriesStore(Protocol):
         """Roll raw readings older than ``raw_keep_s`` into ``rollup_step_s`` buckets; drop old roll-ups."""
         ...
 
-    def append_journal(self, entry: JournalEntry) -> None:
+    def append_journal(self, entry: JournalRecord) -> None:
         """Append one journal entry (idempotent for the same command, phase and time)."""
         ...
 

@@ -24,6 +24,7 @@ from wattwise.store.base import (
     TAG_COLUMNS,
     Bucket,
     JournalEntry,
+    JournalRecord,
     ModelRecord,
     RetentionResult,
     TagAggregate,
@@ -197,7 +198,7 @@ class DuckDBStore:
         """Roll up and delete old data in one transaction."""
         return self._tx(lambda: sql.retention(self._run, now_s, raw_keep_s, rollup_step_s, rollup_keep_s))
 
-    def append_journal(self, entry: JournalEntry) -> None:
+    def append_journal(self, entry: JournalRecord) -> None:
         """Append one journal entry."""
         self._tx(lambda: sql.journal_insert(self._run, entry))
 

@@ -19,7 +19,15 @@ import psycopg
 from wattwise.errors import StoreError
 from wattwise.model.values import Reading
 from wattwise.store import sql
-from wattwise.store.base import Bucket, JournalEntry, ModelRecord, RetentionResult, TagAggregate, WriteResult
+from wattwise.store.base import (
+    Bucket,
+    JournalEntry,
+    JournalRecord,
+    ModelRecord,
+    RetentionResult,
+    TagAggregate,
+    WriteResult,
+)
 from wattwise.telemetry.batch import ReadingBatch
 
 logger = logging.getLogger(__name__)
@@ -183,7 +191,7 @@ class PostgresStore:
         return self._tx(lambda: sql.retention(self._run, now_s, raw_keep_s, rollup_step_s, rollup_keep_s))
 
     # ---- journal and models ----------------------------------------------------------
-    def append_journal(self, entry: JournalEntry) -> None:
+    def append_journal(self, entry: JournalRecord) -> None:
         """Append one journal entry."""
         self._tx(lambda: sql.journal_insert(self._run, entry))
 

@@ -20,6 +20,7 @@ from wattwise.store.base import (
     TAG_COLUMNS,
     Bucket,
     JournalEntry,
+    JournalRecord,
     ModelRecord,
     RetentionResult,
     TagAggregate,
@@ -95,11 +96,11 @@ class TagColumns:
         return [picked[:, j] for j in range(table.shape[1])]
 
 
-def journal_insert(run: Run, e: JournalEntry) -> None:
+def journal_insert(run: Run, e: JournalRecord) -> None:
     """Insert one journal row (ignored when the same command, phase and time exists)."""
     run(
         "INSERT INTO journal VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        (e.command_id, e.t_s, e.phase, e.kind, e.target_id, e.value, e.reason, e.decision_id, e.actor,
+        (e.command_id, e.t_s, str(e.phase), str(e.kind), e.target_id, e.value, e.reason, e.decision_id, e.actor,
          e.fencing_token, e.message),
     )  # fmt: skip
 
