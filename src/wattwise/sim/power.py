@@ -6,7 +6,8 @@
 * PSU: every live PSU of a DC bus carries a share of the bus load proportional to its
   set-point weight (``weight_w``; equal ratings share equally; weight 0 = hot standby, which
   still takes load if no weighted PSU is left). Input = output / η(load) on its 80 PLUS
-  curve, lowered by degradation; a live PSU carrying nothing draws a no-load loss. Output
+  curve (looked up on a 1/4000-of-rating grid), lowered by degradation; a live PSU carrying
+  nothing draws a no-load loss. Output
   above ``psu_ocp_frac`` × rating latches over-current protection off (reset by cycling the
   outlet). Degradation rises at an injected rate, faster under load (heat), raising ripple
   and temperature and lowering efficiency until the unit fails at 1.0.
@@ -17,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from wattwise.sim.curves import PSU_STANDBY_LOSS_FRAC, efficiency_at, interp_rows
+from wattwise.sim.curves import PSU_STANDBY_LOSS_FRAC, efficiency_fine, interp_rows
 from wattwise.sim.params import TwinParams
 from wattwise.sim.state import PsuState, ServerState
 
@@ -83,7 +84,7 @@ def bus_shares(psu: PsuState, n_bus: int) -> FloatArray:
 def psu_input(psu: PsuState, dt_s: float, p: TwinParams) -> int:
     """Efficiency, input power, degradation and protection of every PSU; returns new OCP trips."""
     load = psu.output_w / psu.rating_w
-    eff = efficiency_at(psu.eff_table, psu.curve, load)
+    eff = efficiency_fine(psu.eff_fine, psu.eff_offset, load)
     degrading = bool(psu.degrade_rate_per_s.any()) or bool(psu.degradation_frac.any())
     if degrading:
         eff = np.maximum(eff - DEGRADED_EFFICIENCY_LOSS_FRAC * psu.degradation_frac, 0.3)

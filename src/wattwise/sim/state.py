@@ -14,7 +14,7 @@ import numpy.typing as npt
 
 from wattwise.model.graph import SiteGraph
 from wattwise.model.site import Site
-from wattwise.sim.curves import psu_curve_table, server_curve_w, ups_curve_table
+from wattwise.sim.curves import FINE_POINTS, psu_curve_table, psu_fine_table, server_curve_w, ups_curve_table
 from wattwise.sim.traces import trace_bank
 
 FloatArray = npt.NDArray[np.float64]
@@ -67,6 +67,8 @@ class PsuState:
     rating_w: FloatArray
     curve: IntArray
     eff_table: FloatArray
+    eff_fine: FloatArray
+    eff_offset: IntArray
     weight_w: FloatArray
     setpoint_w: FloatArray
     alive: BoolArray
@@ -153,6 +155,7 @@ class CoolingState:
     server_trip_c: FloatArray | None = None
     coolest_limit_c: float | None = None
     any_thermal: bool = False
+    every_server_racked: bool | None = None
 
 
 @dataclass
@@ -231,13 +234,16 @@ def build_psus(site: Site, graph: SiteGraph) -> PsuState:
     names = sorted({p.efficiency for p in psus}) or ["80plus_platinum"]
     _, table = psu_curve_table(names)
     n = len(psus)
+    curve = np.array([names.index(p.efficiency) for p in psus], dtype=np.int64)
     rating = graph.psu_rating_w.copy()
     return PsuState(
         bus=graph.psu_bus.copy(),
         outlet=graph.psu_outlet.copy(),
         rating_w=rating,
-        curve=np.array([names.index(p.efficiency) for p in psus], dtype=np.int64),
+        curve=curve,
         eff_table=table,
+        eff_fine=psu_fine_table(names),
+        eff_offset=curve * FINE_POINTS,
         weight_w=rating.copy(),
         setpoint_w=_f(n, np.nan),
         alive=_b(n, True),

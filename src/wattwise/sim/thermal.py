@@ -39,7 +39,12 @@ def thermal_step(c: CoolingState, srv: ServerState, dt_s: float, p: TwinParams) 
     """Advance rack temperatures and server thermal state; returns (new thermal trips, new leak trips)."""
     n_rack = len(c.rack_inlet_c)
     ok = srv.rack >= 0
-    c.rack_heat_w = wsum(srv.rack[ok], srv.power_w[ok], n_rack)
+    if c.every_server_racked is None:
+        c.every_server_racked = bool(ok.all())
+    if c.every_server_racked:
+        c.rack_heat_w = wsum(srv.rack, srv.power_w, n_rack)
+    else:
+        c.rack_heat_w = wsum(srv.rack[ok], srv.power_w[ok], n_rack)
     in_rl = c.rack_racklet >= 0
     rated = np.where(in_rl, 0.0, c.rack_capacity_w)
     cap = rated.copy()

@@ -218,7 +218,7 @@ class Twin:
         disrupted, done, gib, aborted = self._workloads_step(dt, self._power_servers(dt))
         ws.wl_demand_frac = self._wl_scale * self.cursor.norm_cpu(ws.wl_row, self.t_s + ws.wl_phase_s)
         fast = self._all_up and not (self._booting or self._constrained)
-        power.server_power(srv, work.server_demand(ws, len(srv.powered)), p, fast=fast)
+        power.server_power(srv, work.server_demand(ws, len(srv.powered), self._migrating), p, fast=fast)
         bus_w = wsum(self._server_bus0, srv.power_w if self._every_bus else srv.power_w * self._has_bus, self.n_bus)
         if self._share is None or self._dirty:
             self._share = power.bus_shares(psu, self.n_bus)

@@ -33,10 +33,12 @@ def demand(ws: WorkState, cursor: TraceCursor, t_s: float) -> None:
     ws.wl_demand_frac = ws.wl_cpu_frac * norm * ws.wl_surge * ws.svc_throttle_frac[ws.wl_service]
 
 
-def server_demand(ws: WorkState, n_servers: int) -> FloatArray:
-    """Total CPU demand on each server: running workloads plus migration copies."""
+def server_demand(ws: WorkState, n_servers: int, migrating: bool = True) -> FloatArray:
+    """Total CPU demand on each server: running workloads plus migration copies (when ``migrating``)."""
     run_w = ws.wl_demand_frac * ws.wl_running
     total = wsum(ws.wl_server, run_w, n_servers)
+    if not migrating:
+        return total
     mig = ws.wl_mig_dest >= 0
     if mig.any():
         total += np.bincount(ws.wl_mig_dest[mig], weights=run_w[mig], minlength=n_servers)
