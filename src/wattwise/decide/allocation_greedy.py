@@ -154,7 +154,7 @@ def _give_back(
     if len(reduced) == 0:
         return level_idx
     slack = p.rhs - p.loads(level_idx)
-    margin = margin_frac * np.abs(p.rhs)
+    margin = margin_frac * np.where(np.isfinite(p.rhs), np.abs(p.rhs), 0.0)
     indptr, rows, data = p.a_dyn.indptr, p.a_dyn.indices, p.a_dyn.data
     order = np.argsort(p.pair_service, kind="stable")
     pstart = np.searchsorted(p.pair_service[order], np.arange(p.n_service + 1))
