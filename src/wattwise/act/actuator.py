@@ -46,6 +46,7 @@ class Actuator:
         approval_kinds: Kinds that wait for an operator.
         token: Returns the current fencing token (``None`` when running without HA).
         timeout_s: Per-command time limit.
+        max_in_flight: Most commands in flight at once.
     """
 
     def __init__(
@@ -58,6 +59,7 @@ class Actuator:
         approval_kinds: frozenset[ActionKind] = frozenset(),
         token: Callable[[], int | None] = lambda: None,
         timeout_s: float = 5.0,
+        max_in_flight: int = 64,
     ) -> None:
         self.mode = mode
         self.journal = journal
@@ -67,6 +69,7 @@ class Actuator:
         self.approval_kinds = approval_kinds
         self.token = token
         self.timeout_s = timeout_s
+        self.max_in_flight = max_in_flight
         self._done: set[str] = set()
         self._state: dict[str, tuple[ActionKind, float | None, str | None]] = {}
         self._pending: dict[str, tuple[Action, InterlockContext]] = {}
@@ -106,19 +109,60 @@ class Actuator:
         Actions with ``not_before_s`` in the future (staggered restores, layered sheds) are
         held; a re-plan that asks for the same intent keeps the earliest time already given,
         so stateless policies re-planning every tick still progress through a sequence.
+        Every action's ``planned`` (and ``sent``) entry is durable before any command leaves;
+        commands due together are sent concurrently (bounded), their answers journaled after.
         """
         now_s = self.clock.now_s()
-        queue = self._schedule_of(decisions)
+        token = self.token()
+        verdicts = [
+            v
+            for due_s, _, raw in self._schedule_of(decisions)
+            if due_s <= now_s
+            and (v := self.verdict(raw.model_copy(update={"fencing_token": token}), ctx)).phase is not Phase.ACKED
+        ]
+        before: list[JournalEntry] = []
         out: list[Verdict] = []
-        for due_s, _, raw in queue:
-            if due_s > now_s:
-                continue
-            action = raw.model_copy(update={"fencing_token": self.token()})
-            verdict = self.verdict(action, ctx)
-            if verdict.phase is Phase.ACKED:
-                continue
-            out.append(await self._handle(verdict, ctx))
-        return out
+        to_send: list[Action] = []
+        for v in verdicts:
+            before.append(JournalEntry.of(v.action, Phase.PLANNED, now_s))
+            out.append(self._before_send(v, ctx, before, now_s))
+            if out[-1].phase is Phase.SENT:
+                to_send.append(v.action)
+        self.journal.append_many(before)
+        answers = iter(await self._send_many(to_send, ctx))
+        return [next(answers) if v.phase is Phase.SENT else v for v in out]
+
+    def _before_send(
+        self, verdict: Verdict, ctx: InterlockContext, before: list[JournalEntry], now_s: float
+    ) -> Verdict:
+        action = verdict.action
+        if verdict.phase is Phase.REFUSED:
+            logger.warning("refused %s on %s: %s", action.kind, action.target_id, verdict.message)
+            before.append(JournalEntry.of(action, Phase.REFUSED, now_s, verdict.message))
+            return verdict
+        if self.mode is Mode.OBSERVE:
+            return Verdict(action, Phase.PLANNED, "observe mode")
+        if self.mode is Mode.DRY_RUN:
+            before.append(JournalEntry.of(action, Phase.DRY_RUN, now_s))
+            return Verdict(action, Phase.DRY_RUN)
+        if verdict.phase is Phase.PENDING:
+            if action.command_id not in self._pending:
+                self._pending[action.command_id] = (action, ctx)
+                before.append(JournalEntry.of(action, Phase.PENDING, now_s, verdict.message))
+            return verdict
+        before.append(JournalEntry.of(action, Phase.SENT, now_s))
+        return Verdict(action, Phase.SENT)
+
+    async def _send_many(self, actions: Sequence[Action], ctx: InterlockContext) -> list[Verdict]:
+        gate = asyncio.Semaphore(self.max_in_flight)
+
+        async def one(action: Action) -> tuple[Verdict, JournalEntry]:
+            async with gate:
+                return await self._deliver(action, ctx, "controller")
+
+        results = await asyncio.gather(*(one(a) for a in actions))
+        self.journal.append_many([entry for _, entry in results])
+        return [verdict for verdict, _ in results]
 
     def _schedule_of(self, decisions: Sequence[Decision]) -> list[tuple[float, int, Action]]:
         schedule: dict[tuple[ActionKind, str, float | None, str | None], float] = {}
@@ -131,33 +175,14 @@ class Actuator:
         self._schedule = schedule
         return sorted(queue, key=lambda q: (q[0], q[1]))
 
-    async def _handle(self, verdict: Verdict, ctx: InterlockContext) -> Verdict:
-        action, now_s = verdict.action, self.clock.now_s()
-        self.journal.append(JournalEntry.of(action, Phase.PLANNED, now_s))
-        if verdict.phase is Phase.REFUSED:
-            logger.warning("refused %s on %s: %s", action.kind, action.target_id, verdict.message)
-            self.journal.append(JournalEntry.of(action, Phase.REFUSED, now_s, verdict.message))
-            return verdict
-        if self.mode is Mode.OBSERVE:
-            return Verdict(action, Phase.PLANNED, "observe mode")
-        if self.mode is Mode.DRY_RUN:
-            self.journal.append(JournalEntry.of(action, Phase.DRY_RUN, now_s))
-            return Verdict(action, Phase.DRY_RUN)
-        if verdict.phase is Phase.PENDING:
-            if action.command_id not in self._pending:
-                self._pending[action.command_id] = (action, ctx)
-                self.journal.append(JournalEntry.of(action, Phase.PENDING, now_s, verdict.message))
-            return verdict
-        return await self._send(action, ctx)
-
-    async def _send(self, action: Action, ctx: InterlockContext, actor: str = "controller") -> Verdict:
+    async def _deliver(self, action: Action, ctx: InterlockContext, actor: str) -> tuple[Verdict, JournalEntry]:
+        """Apply one action through its driver; the verdict and the journal entry of the answer."""
         driver = self.router(action)
-        now_s = self.clock.now_s()
         if driver is None:
             msg = f"no driver can apply {action.kind} to {action.target_id}"
-            self.journal.append(JournalEntry.of(action, Phase.FAILED, now_s, msg, actor))
-            return Verdict(action, Phase.FAILED, msg)
-        self.journal.append(JournalEntry.of(action, Phase.SENT, now_s, actor=actor))
+            return Verdict(action, Phase.FAILED, msg), JournalEntry.of(
+                action, Phase.FAILED, self.clock.now_s(), msg, actor
+            )
         try:
             result = await asyncio.wait_for(driver.apply(action), timeout=self.timeout_s)
         except TimeoutError:
@@ -166,17 +191,22 @@ class Actuator:
             msg = f"{type(err).__name__}: {err}"
         else:
             phase = Phase.ACKED if result.ok else Phase.FAILED
-            self.journal.append(JournalEntry.of(action, phase, self.clock.now_s(), result.message, actor))
             if result.ok:
                 self._done.add(action.command_id)
                 self._state[action.target_id] = (action.kind, action.value, action.dest_id)
                 for lock in self.interlocks:
                     lock.record(action, ctx)
                 logger.info("acked %s on %s: %s", action.kind, action.target_id, action.reason)
-            return Verdict(action, phase, result.message)
+            entry = JournalEntry.of(action, phase, self.clock.now_s(), result.message, actor)
+            return Verdict(action, phase, result.message), entry
         logger.warning("failed %s on %s: %s", action.kind, action.target_id, msg)
-        self.journal.append(JournalEntry.of(action, Phase.FAILED, self.clock.now_s(), msg, actor))
-        return Verdict(action, Phase.FAILED, msg)
+        return Verdict(action, Phase.FAILED, msg), JournalEntry.of(action, Phase.FAILED, self.clock.now_s(), msg, actor)
+
+    async def _send(self, action: Action, ctx: InterlockContext, actor: str) -> Verdict:
+        self.journal.append(JournalEntry.of(action, Phase.SENT, self.clock.now_s(), actor=actor))
+        verdict, entry = await self._deliver(action, ctx, actor)
+        self.journal.append(entry)
+        return verdict
 
     # ---- operators ------------------------------------------------------------------------
     @property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -86,6 +87,10 @@ class Journal(Protocol):
         """Persist one entry durably before returning."""
         ...
 
+    def append_many(self, entries: Sequence[JournalEntry]) -> None:
+        """Persist several entries durably (all or none) before returning."""
+        ...
+
     def entries(self, since_s: float = 0.0, limit: int = 1000) -> list[JournalEntry]:
         """Entries at or after ``since_s``, oldest first."""
         ...
@@ -100,6 +105,10 @@ class MemoryJournal:
     def append(self, entry: JournalEntry) -> None:
         """Keep the entry."""
         self._entries.append(entry)
+
+    def append_many(self, entries: Sequence[JournalEntry]) -> None:
+        """Keep the entries."""
+        self._entries.extend(entries)
 
     def entries(self, since_s: float = 0.0, limit: int = 1000) -> list[JournalEntry]:
         """Entries at or after ``since_s``."""

@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from wattwise.act.base import JournalEntry, Phase
 from wattwise.errors import StoreError, WattwiseError
 from wattwise.model.values import Reading
-from wattwise.store import base as store_base
 from wattwise.store.base import TimeSeriesStore
 from wattwise.telemetry.batch import ReadingBatch
 from wattwise.telemetry.validate import ReadingValidator
@@ -76,21 +75,11 @@ class StoreJournal:
 
     def append(self, entry: JournalEntry) -> None:
         """Write one entry before the caller goes on."""
-        self.store.append_journal(
-            store_base.JournalEntry(
-                command_id=entry.command_id,
-                t_s=entry.t_s,
-                phase=entry.phase.value,  # type: ignore[arg-type]
-                kind=entry.kind,
-                target_id=entry.target_id,
-                value=entry.value,
-                reason=entry.reason,
-                decision_id=entry.decision_id,
-                actor=entry.actor,
-                fencing_token=entry.fencing_token,
-                message=entry.message,
-            )
-        )
+        self.store.append_journal(entry)
+
+    def append_many(self, entries: Sequence[JournalEntry]) -> None:
+        """Write several entries in one transaction before the caller goes on."""
+        self.store.append_journal_many(entries)
 
     def entries(self, since_s: float = 0.0, limit: int = 1000) -> list[JournalEntry]:
         """Entries since ``since_s``."""

@@ -196,6 +196,10 @@ class TimeSeriesStore(Protocol):
         """Append one journal entry (idempotent for the same command, phase and time)."""
         ...
 
+    def append_journal_many(self, entries: Sequence[JournalRecord]) -> None:
+        """Append many journal entries in one transaction (all or none)."""
+        ...
+
     def journal(self, since_s: float = 0.0, limit: int = 1000) -> list[JournalEntry]:
         """Journal entries at or after ``since_s``, oldest first."""
         ...

@@ -202,6 +202,11 @@ class DuckDBStore:
         """Append one journal entry."""
         self._tx(lambda: sql.journal_insert(self._run, entry))
 
+    def append_journal_many(self, entries: Sequence[JournalRecord]) -> None:
+        """Append many journal entries in one transaction (all or none)."""
+        if entries:
+            self._tx(lambda: sql.journal_insert_many(self._run, entries))
+
     def journal(self, since_s: float = 0.0, limit: int = 1000) -> list[JournalEntry]:
         """Journal entries since ``since_s``."""
         return self._read(lambda: sql.journal_select(self._run, since_s, limit))

@@ -162,11 +162,22 @@ class PostgresStore:
             where.append("metric = ANY(?)")
             params.append(list(metrics))
         cond = f" WHERE {' AND '.join(where)}" if where else ""
-        stmt = f"SELECT device_id, metric, value, t_s, quality FROM latest{cond}"
-        rows = self._tx(lambda: self._run(stmt, params))
-        if not rows:
+        # one row of arrays in the binary protocol: psycopg decodes them in C, several times
+        # faster than 10 000 row tuples
+        stmt = (
+            "SELECT array_agg(device_id), array_agg(metric), array_agg(value), array_agg(t_s), array_agg(quality)"
+            f" FROM latest{cond}"
+        ).replace("?", "%s")
+
+        def fetch() -> tuple[object, ...] | None:
+            with self._connection().cursor(binary=True) as cur:
+                cur.execute(stmt, params)
+                return cur.fetchone()
+
+        row = self._tx(fetch)
+        if row is None or row[0] is None:
             return ReadingBatch.empty()
-        return sql.latest_columns(*zip(*rows, strict=True))
+        return sql.latest_columns(*row)  # type: ignore[arg-type]
 
     def range(self, device_id: str, metric: str, start_s: float, end_s: float, step_s: float) -> list[Bucket]:
         """Min/mean/max per bucket."""
@@ -194,6 +205,11 @@ class PostgresStore:
     def append_journal(self, entry: JournalRecord) -> None:
         """Append one journal entry."""
         self._tx(lambda: sql.journal_insert(self._run, entry))
+
+    def append_journal_many(self, entries: Sequence[JournalRecord]) -> None:
+        """Append many journal entries in one transaction (all or none)."""
+        if entries:
+            self._tx(lambda: sql.journal_insert_many(self._run, entries))
 
     def journal(self, since_s: float = 0.0, limit: int = 1000) -> list[JournalEntry]:
         """Journal entries since ``since_s``."""
