@@ -23,6 +23,10 @@ if TYPE_CHECKING:
 NUT_FLAGS = {"OL": 1, "OB": 2, "LB": 4, "CHRG": 8, "DISCHRG": 16, "OVER": 32, "BYPASS": 64, "OFF": 128, "RB": 256}
 """NUT ``ups.status`` words → bit of the ``ups_status_flags`` reading."""
 FAN_MAX_RPM = 12_000.0
+SERVER_MEMORY_GIB = 256.0
+"""Installed memory assumed per server (the site model does not carry it)."""
+SERVER_OS_GIB = 8.0
+"""Memory a powered server uses with no workload (OS, agents, page cache floor)."""
 PUMP_MAX_RPM = 4_000.0
 FLOW_LPM_PER_KW = 1.5
 
@@ -131,11 +135,30 @@ def _psus(twin: Twin, t: float, out: Rows) -> None:
     _emit(out, ids, "available", psu.alive, t)
 
 
+def server_memory_frac(twin: Twin) -> npt.NDArray[np.float64]:
+    """Memory utilisation of every server.
+
+    Its running workloads' ``memory_gib``, each scaled by its trace's memory curve (Google
+    traces; PlanetLab has none: flat), plus the OS floor, over ``SERVER_MEMORY_GIB``.
+    """
+    ws = twin.work
+    _, mem = twin.bank.at(ws.wl_row, twin.t_s + ws.wl_phase_s)
+    scale = mem / np.maximum(twin.bank.mem_frac[ws.wl_row].mean(axis=1), 0.02)
+    used_gib = np.bincount(
+        ws.wl_server,
+        weights=twin.wl_memory_gib * np.minimum(scale, 2.0) * ws.wl_running,
+        minlength=len(twin.srv.powered),
+    )
+    base_gib = SERVER_OS_GIB * twin.srv.powered
+    return np.asarray(np.clip((used_gib + base_gib) / SERVER_MEMORY_GIB, 0.0, 1.0), dtype=np.float64)
+
+
 def _servers(twin: Twin, t: float, out: Rows) -> None:
     srv, ids, c = twin.srv, twin.ids["server"], twin.cool
     inlet = np.where(srv.rack >= 0, c.rack_inlet_c[np.maximum(srv.rack, 0)], 20.0)
     _emit(out, ids, "power_w", srv.power_w, t)
     _emit(out, ids, "cpu_frac", srv.util_frac, t)
+    _emit(out, ids, "memory_frac", server_memory_frac(twin), t)
     _emit(out, ids, "inlet_temp_c", inlet, t)
     _emit(out, ids, "throttle_frac", srv.throttle_frac, t)
     _emit(out, ids, "power_cap_w", np.where(np.isfinite(srv.cap_w), srv.cap_w, srv.curve_w[:, 10]), t)

@@ -84,6 +84,7 @@ class Twin:
         self.cool = build_cooling(site)
         self.work = build_work(site, g, seed)
         self.bank = trace_bank()
+        self.wl_memory_gib = np.array([w.memory_gib for w in site.workloads], dtype=np.float64)
         self.cursor = TraceCursor(self.bank)
         self.shapes = smd_shapes()
         self.feed_capacity_w = np.array([f.capacity_w for f in site.feeds], dtype=np.float64)
