@@ -344,3 +344,24 @@ def _one_server_site(
         services=(Service(id="svc", tier="critical"),),
         workloads=(Workload(id="w1", service="svc", server="s1", cpu_frac=0.5, trace="planetlab:3"),),
     )
+
+
+def test_server_memory_follows_google_memory_traces() -> None:
+    from wattwise.sim.readings import SERVER_MEMORY_GIB, SERVER_OS_GIB, server_memory_frac
+
+    site = generate_site(SiteSpec(servers=40, servers_per_rack=10, racks_per_hall=2, seed=1))
+    twin = Twin(site, seed=0, record_timeline=False)
+    bank = twin.bank
+    twin.work.wl_row = bank.n_planetlab + np.arange(len(site.workloads)) % (len(bank.cpu_frac) - bank.n_planetlab)
+    series = []
+    for _ in range(96):
+        twin.step(900.0)
+        series.append(server_memory_frac(twin))
+    mem = np.array(series)
+    assert mem.min() >= 0.0
+    assert mem.max() <= 1.0
+    busy = np.bincount(twin.work.wl_server, minlength=len(site.servers)) > 0
+    assert np.all(mem[:, busy].std(axis=0) > 0)  # the traces move memory over the day
+    gib = np.bincount(twin.work.wl_server, weights=twin.wl_memory_gib, minlength=len(site.servers))
+    expected = (gib + SERVER_OS_GIB) / SERVER_MEMORY_GIB
+    assert np.median(mem.mean(axis=0)[busy] / expected[busy]) == pytest.approx(1.0, abs=0.2)
