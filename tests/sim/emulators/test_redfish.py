@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -127,3 +128,59 @@ async def test_dead_service_is_unavailable() -> None:
     with pytest.raises(DeviceUnavailable):
         await driver.read()
     await driver.close()
+
+
+@pytest.fixture
+def self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    import shutil
+    import subprocess
+
+    from conftest import need
+
+    need(shutil.which("openssl") is not None, "openssl is not installed")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return key, cert
+
+
+async def test_tls_is_verified_by_default(self_signed: tuple[Path, Path]) -> None:
+    import ssl
+
+    key, cert = self_signed
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    bmc = RedfishEmulator(_backend(), RedfishDeviceSpec("srv-1", "server"), ssl_context=context)
+    await bmc.start()
+    try:
+        assert bmc.url.startswith("https://")
+        strict = RedfishDriver("srv-1", RedfishEndpoint(bmc.url, "admin", "secret"), retry=FAST)
+        with pytest.raises(DeviceUnavailable, match="CERTIFICATE_VERIFY_FAILED|certificate verify failed"):
+            await strict.read()
+        await strict.close()
+        lab = RedfishDriver("srv-1", RedfishEndpoint(bmc.url, "admin", "secret", verify_tls=False), retry=FAST)
+        values = {(r.device_id, r.metric): r.value for r in await lab.read()}
+        assert values[("srv-1", "power_w")] == 480.0
+        await lab.close()
+    finally:
+        await bmc.stop()

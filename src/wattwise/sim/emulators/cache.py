@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from wattwise.drivers.base import Driver
 from wattwise.model.values import Action, ActionKind, ActionResult, Reading
@@ -32,6 +32,7 @@ class CachedDriver:
         self.max_age_s = max_age_s
         self.monotonic_s = monotonic_s
         self._cached: list[Reading] | None = None
+        self._index: dict[str, list[Reading]] | None = None
         self._at_s = 0.0
         self._lock = asyncio.Lock()
 
@@ -44,15 +45,38 @@ class CachedDriver:
         async with self._lock:
             if self._cached is None or self.monotonic_s() - self._at_s > self.max_age_s:
                 self._cached = await self.driver.read()
+                self._index = None
                 self._at_s = self.monotonic_s()
             return self._cached
+
+    async def read_for(self, device_ids: Collection[str]) -> list[Reading]:
+        """Readings of ``device_ids`` only, from an index built once per backing read.
+
+        Each endpoint serves a handful of devices; without the index every request would scan
+        the whole site (quadratic in the number of endpoints).
+        """
+        readings = await self.read()
+        if self._index is None:
+            index: dict[str, list[Reading]] = {}
+            for r in readings:
+                index.setdefault(r.device_id, []).append(r)
+            self._index = index
+        return [r for d in device_ids for r in self._index.get(d, ())]
 
     async def apply(self, action: Action) -> ActionResult:
         """Apply through the backing driver and drop the cache."""
         result = await self.driver.apply(action)
-        self._cached = None
+        self._cached = self._index = None
         return result
 
     async def close(self) -> None:
         """Close the backing driver."""
         await self.driver.close()
+
+
+async def read_devices(driver: Driver, device_ids: Collection[str]) -> list[Reading]:
+    """Readings of some devices: indexed when ``driver`` is a :class:`CachedDriver`, filtered otherwise."""
+    if isinstance(driver, CachedDriver):
+        return await driver.read_for(device_ids)
+    wanted = set(device_ids)
+    return [r for r in await driver.read() if r.device_id in wanted]

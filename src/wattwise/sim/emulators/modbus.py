@@ -21,6 +21,7 @@ from wattwise.drivers import modbus_map as mm
 from wattwise.drivers.base import Driver
 from wattwise.drivers.modbus import RackletIds
 from wattwise.model.values import Action, ActionKind, Reading
+from wattwise.sim.emulators.cache import read_devices
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ class ModbusRackletEmulator:
         self.port = port or _free_port()
         self.fans, self.pumps, self.leak_sensors = fans, pumps, leak_sensors
         self.inlet_setpoint_c = inlet_setpoint_c
+        self._ids = tuple(dict.fromkeys((ids.power_id, *ids.psu_ids, *((ids.cooling_id,) if ids.cooling_id else ()))))
         devices = [self._device(mm.POWER_UNIT)]
         if ids.cooling_id is not None:
             devices.append(self._device(mm.COOLING_UNIT))
@@ -123,7 +125,7 @@ class ModbusRackletEmulator:
     ) -> ExcCodes | None:
         if set_values is not None:
             return await self._write(unit, address, [int(v) for v in set_values])
-        readings = await self.driver.read()
+        readings = await read_devices(self.driver, self._ids)
         if function_code == 4:
             image = self._power_input(readings) if unit == mm.POWER_UNIT else self._cooling_input(readings)
         else:

@@ -21,6 +21,7 @@ from wattwise.drivers.base import Driver
 from wattwise.drivers.nut_vars import UpsStatus
 from wattwise.errors import DriverError
 from wattwise.model.values import Action, ActionKind, Reading
+from wattwise.sim.emulators.cache import read_devices
 
 logger = logging.getLogger(__name__)
 
@@ -188,7 +189,8 @@ class NutSocketEmulator:
                 logger.debug("NUT emulator %s: state read failed: %s", self.spec.ups_name, err)
 
     async def _refresh(self) -> None:
-        new = readings_to_vars(self.spec, await self.driver.read())
+        ids = (self.spec.device_id, *self.spec.outlet_ids)
+        new = readings_to_vars(self.spec, await read_devices(self.driver, ids))
         changed = {k: v for k, v in new.items() if self.vars.get(k) != v}
         self.vars.update(new)
         for w in list(self._writers):

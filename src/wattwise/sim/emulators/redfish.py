@@ -13,11 +13,13 @@ import base64
 import json
 import logging
 import secrets
+import ssl
 import time
 from collections.abc import Callable
 
 from wattwise.drivers.base import Driver
 from wattwise.model.values import Action, ActionKind
+from wattwise.sim.emulators.cache import read_devices
 from wattwise.sim.emulators.http import HttpRequest, HttpResponse, JsonHttpServer
 from wattwise.sim.emulators.redfish_resources import V1, Json, RedfishDeviceSpec, error_response, ref, render
 
@@ -32,22 +34,30 @@ class RedfishEmulator:
         spec: Resources to expose.
         port: TCP port (0 = any free one).
         now_s: Clock for session expiry.
+        ssl_context: Serve HTTPS with this server context.
     """
 
     def __init__(
-        self, driver: Driver, spec: RedfishDeviceSpec, port: int = 0, now_s: Callable[[], float] = time.monotonic
+        self,
+        driver: Driver,
+        spec: RedfishDeviceSpec,
+        port: int = 0,
+        now_s: Callable[[], float] = time.monotonic,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.driver = driver
         self.spec = spec
         self.now_s = now_s
-        self.server = JsonHttpServer(self.handle, port)
+        self.scheme = "https" if ssl_context is not None else "http"
+        self.server = JsonHttpServer(self.handle, port, ssl_context)
         self.sessions: dict[str, float] = {}
+        self._ids = (spec.device_id, *spec.psu_ids, *spec.outlet_ids)
         self._values: dict[tuple[str, str], float] = {}
 
     @property
     def url(self) -> str:
-        """``http://127.0.0.1:<port>``."""
-        return f"http://127.0.0.1:{self.server.port}"
+        """``http(s)://127.0.0.1:<port>``."""
+        return f"{self.scheme}://127.0.0.1:{self.server.port}"
 
     async def start(self) -> None:
         """Listen."""
@@ -88,7 +98,9 @@ class RedfishEmulator:
         if request.method == "DELETE" and path.startswith(f"{V1}/SessionService/Sessions/"):
             self.sessions.pop(request.headers.get("x-auth-token", ""), None)
             return HttpResponse(204)
-        self._values = {(r.device_id, r.metric): r.value for r in await self.driver.read() if not r.tags}
+        self._values = {
+            (r.device_id, r.metric): r.value for r in await read_devices(self.driver, self._ids) if not r.tags
+        }
         if request.method == "GET":
             body = self._resource(path)
             return HttpResponse(200, body) if body is not None else error_response(404, f"{path} not found")

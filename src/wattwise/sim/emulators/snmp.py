@@ -24,6 +24,7 @@ from wattwise.drivers import snmp as mib
 from wattwise.drivers.base import Driver
 from wattwise.errors import DriverError
 from wattwise.model.values import Action, ActionKind, Reading
+from wattwise.sim.emulators.cache import read_devices
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +119,7 @@ class SnmpPduAgent(asyncio.DatagramProtocol):
         req = pmod.apiMessage.get_pdu(msg)
         rsp_msg = pmod.apiMessage.get_response(msg)
         rsp = pmod.apiMessage.get_pdu(rsp_msg)
-        table = self.table(await self.driver.read())
+        table = self.table(await read_devices(self.driver, (self.spec.device_id, *self.spec.outlet_ids)))
         keys = sorted(table)
         binds = [(tuple(oid), value) for oid, value in pmod.apiPDU.get_varbinds(req)]
         status, index = _NO_ERROR, 0
