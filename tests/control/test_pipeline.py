@@ -60,19 +60,21 @@ def test_bad_readings_never_reach_the_store(tmp_path: Path) -> None:
         Reading("ghost", "power_w", 5.0, 1.0),
     ]
     accepted = pipe.ingest([*bad, Reading("dev-0", "power_w", 5.0, 1.0)], now_s=1.0)
-    assert [r.value for r in accepted] == [5.0]
+    assert [r.value for r in accepted.to_readings()] == [5.0]
     assert store.count() == 1
     assert validator.stats.rejected_total == 3
 
 
-def test_backlog_bound_raises_instead_of_silent_loss(tmp_path: Path) -> None:
+def test_backlog_bound_drops_oldest_and_counts_it(tmp_path: Path) -> None:
     store = FlakyStore(DuckDBStore(tmp_path / "s.duckdb"))
     store.down = True
-    pipe = StorePipeline(ReadingValidator({"dev-0", "dev-1", "dev-2"}), store, max_pending_batches=2)  # type: ignore[arg-type]
-    pipe.ingest(_readings(1.0), 1.0)
-    pipe.ingest(_readings(2.0), 2.0)
-    with pytest.raises(StoreError, match="backlog full"):
-        pipe.ingest(_readings(3.0), 3.0)
+    pipe = StorePipeline(ReadingValidator({"dev-0", "dev-1", "dev-2"}), store, max_pending_rows=6)  # type: ignore[arg-type]
+    for t in (1.0, 2.0, 3.0):
+        assert len(pipe.ingest(_readings(t), t)) == 3  # the loop still gets every validated reading
+    assert pipe.dropped_rows == 3
+    store.down = False
+    pipe.ingest([], 4.0)
+    assert sorted({r.t_s for r in store.inner.training_set(0.0, 10.0).to_readings()}) == [2.0, 3.0]
 
 
 def test_store_journal_round_trip(tmp_path: Path) -> None:
@@ -83,7 +85,9 @@ def test_store_journal_round_trip(tmp_path: Path) -> None:
 
 
 def _view(**values: float) -> LatestValues:
-    return LatestValues({tuple(k.split("__")): (v, 0.0) for k, v in values.items()})  # type: ignore[misc]
+    view = LatestValues()
+    view.update([Reading(*k.split("__"), value=v, t_s=0.0) for k, v in values.items()])  # type: ignore[misc]
+    return view
 
 
 @pytest.mark.parametrize(

@@ -14,21 +14,24 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import numpy as np
+
 from wattwise.act.actuator import Actuator, Verdict
 from wattwise.act.interlocks import InterlockContext
 from wattwise.drivers.base import Driver
 from wattwise.errors import WattwiseError
 from wattwise.model.clock import Clock
 from wattwise.model.values import Decision, Reading
+from wattwise.telemetry.batch import ReadingBatch
 
 logger = logging.getLogger(__name__)
 
 
 class ReadingSink(Protocol):
-    """Validates and stores readings; returns the accepted ones."""
+    """Validates and stores readings; returns the accepted ones. Never raises for a store outage."""
 
-    def ingest(self, readings: Sequence[Reading], now_s: float) -> list[Reading]:
-        """Validate, store, and return what was accepted."""
+    def ingest(self, readings: Sequence[Reading], now_s: float) -> ReadingBatch:
+        """Validate, store (or hold), and return what was accepted."""
         ...
 
 
@@ -40,11 +43,28 @@ class Planner(Protocol):
         ...
 
 
+EVENT_METRICS = (
+    "on_battery",
+    "low_battery",
+    "leak_detected",
+    "breaker_tripped",
+    "ats_source_index",
+    "source_available",
+    "available",
+    "load_frac",
+)
+
+
 @dataclass
 class LatestValues:
-    """Latest accepted value of every (device, metric), with its time."""
+    """Latest accepted value of every (device, metric), with its time.
+
+    ``events`` holds the same for the metrics events are detected on, kept apart so that
+    comparing two ticks costs the few thousand event keys, not every reading.
+    """
 
     values: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
+    events: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
 
     def update(self, readings: Sequence[Reading]) -> None:
         """Keep the newest value per key."""
@@ -52,6 +72,18 @@ class LatestValues:
             old = self.values.get((r.device_id, r.metric))
             if old is None or r.t_s >= old[1]:
                 self.values[(r.device_id, r.metric)] = (r.value, r.t_s)
+                if r.metric in EVENT_METRICS:
+                    self.events[(r.device_id, r.metric)] = (r.value, r.t_s)
+
+    def update_batch(self, batch: ReadingBatch) -> None:
+        """Take a validated batch (one poll: its rows are at least as new as what is held)."""
+        for target, part in ((self.values, batch), (self.events, batch.take(np.isin(batch.metric, EVENT_METRICS)))):
+            keys = zip(part.device_id.tolist(), part.metric.tolist(), strict=True)
+            target.update(zip(keys, zip(part.value.tolist(), part.t_s.tolist(), strict=True), strict=True))
+
+    def events_view(self) -> LatestValues:
+        """A copy of the event metrics only."""
+        return LatestValues(dict(self.events), dict(self.events))
 
     def get(self, device_id: str, metric: str, default: float | None = None) -> float | None:
         """Latest value or ``default``."""
@@ -81,7 +113,7 @@ def detect_event(before: LatestValues, after: LatestValues) -> str | None:
     UPS going on battery or low battery, an ATS changing source, a feed going dark, a breaker
     at ≥95 % of its rating, a PSU or cooling unit going down, or a leak.
     """
-    for (device, metric), (value, _) in after.values.items():
+    for (device, metric), (value, _) in after.events.items():
         old = before.get(device, metric)
         if metric in {"on_battery", "low_battery", "leak_detected", "breaker_tripped"} and value >= 1 > (old or 0):
             return f"{device}: {metric}"
@@ -168,16 +200,10 @@ class Controller:
         now_s = self.clock.now_s()
         readings = await self.read()
         errors: list[str] = [f"{k}: {v}" for k, v in self.driver_errors.items()]
-        try:
-            accepted = self.sink.ingest(readings, now_s)
-        except WattwiseError as err:
-            # The store may be down: keep deciding on what we read, report it.
-            logger.warning("ingest failed, deciding on unstored readings: %s", err)
-            errors.append(f"store: {err}")
-            accepted = readings
-        before = LatestValues(dict(self.latest.values))
-        self.latest.update(accepted)
-        event = self.detector(before, self.latest)
+        accepted = self.sink.ingest(readings, now_s)
+        before = self.latest.events_view()
+        self.latest.update_batch(accepted)
+        event = self.detector(before, self.latest.events_view())
         due = force_decide or event is not None or now_s - self._last_decide_s >= self.decide_period_s
         verdicts: list[Verdict] = []
         if due:

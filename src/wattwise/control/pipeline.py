@@ -7,7 +7,7 @@ from collections import deque
 from collections.abc import Sequence
 
 from wattwise.act.base import JournalEntry, Phase
-from wattwise.errors import StoreError, WattwiseError
+from wattwise.errors import WattwiseError
 from wattwise.model.values import Reading
 from wattwise.store.base import TimeSeriesStore
 from wattwise.telemetry.batch import ReadingBatch
@@ -17,23 +17,26 @@ logger = logging.getLogger(__name__)
 
 
 class StorePipeline:
-    """Validates readings and writes the accepted ones; a slow or down store never loses them.
+    """Validates readings and writes the accepted ones; a slow or down store never stops the loop.
 
-    Batches the store refuses wait in a bounded queue and are retried first on the next
-    ingest (back-pressure: when the queue is full the oldest retry is kept and the error is
-    raised, so the caller sees it instead of silent loss).
+    Batches the store refuses wait in a queue bounded in rows and are retried, oldest first,
+    on the next ingest. Past the bound the oldest held batch is dropped, counted in
+    ``dropped_rows`` and logged once per outage: the loop must keep deciding on fresh,
+    validated readings, and memory must stay bounded whatever the outage's length.
 
     Args:
         validator: Rejects bad readings with counted reasons.
         store: Where accepted readings go.
-        max_pending_batches: How many failed batches to hold for retry.
+        max_pending_rows: Most accepted rows held while the store is down.
     """
 
-    def __init__(self, validator: ReadingValidator, store: TimeSeriesStore, max_pending_batches: int = 600) -> None:
+    def __init__(self, validator: ReadingValidator, store: TimeSeriesStore, max_pending_rows: int = 5_000_000) -> None:
         self.validator = validator
         self.store = store
-        self.max_pending_batches = max_pending_batches
+        self.max_pending_rows = max_pending_rows
         self._pending: deque[ReadingBatch] = deque()
+        self._pending_rows = 0
+        self.dropped_rows = 0
         self.store_ok = True
 
     @property
@@ -41,15 +44,22 @@ class StorePipeline:
         """Accepted batches not yet written."""
         return len(self._pending)
 
-    def ingest(self, readings: Sequence[Reading], now_s: float) -> list[Reading]:
-        """Validate, queue and flush; return the accepted readings (even while the store is down)."""
-        result = self.validator.validate(ReadingBatch.from_readings(readings), now_s)
-        if len(result.accepted):
-            if len(self._pending) >= self.max_pending_batches:
-                raise StoreError(f"store backlog full ({len(self._pending)} batches); not accepting more")
-            self._pending.append(result.accepted)
+    def ingest(self, readings: Sequence[Reading], now_s: float) -> ReadingBatch:
+        """Validate, queue and flush; return the accepted batch (even while the store is down)."""
+        accepted = self.validator.validate(ReadingBatch.from_readings(readings), now_s).accepted
+        if len(accepted):
+            self._pending.append(accepted)
+            self._pending_rows += len(accepted)
         self.flush()
-        return result.accepted.to_readings()
+        while self._pending_rows > self.max_pending_rows and len(self._pending) > 1:
+            old = self._pending.popleft()
+            self._pending_rows -= len(old)
+            if self.dropped_rows == 0:
+                logger.error(
+                    "store down too long: dropping the oldest held readings (bound %d rows)", self.max_pending_rows
+                )
+            self.dropped_rows += len(old)
+        return accepted
 
     def flush(self) -> None:
         """Write queued batches oldest first; stop at the first failure."""
@@ -61,7 +71,7 @@ class StorePipeline:
                     logger.warning("store write failing, holding %d batch(es): %s", len(self._pending), err)
                 self.store_ok = False
                 return
-            self._pending.popleft()
+            self._pending_rows -= len(self._pending.popleft())
             if not self.store_ok:
                 logger.info("store recovered")
             self.store_ok = True

@@ -49,10 +49,15 @@ def run_controlled(
     store: TimeSeriesStore | None = None,
     *,
     decide_period_s: float = 5.0,
+    poll_every_s: float = 5.0,
     progress: Callable[[float, float], None] | None = None,
     **assemble_kw: object,
 ) -> ControlledRun:
-    """Run ``scenario`` with a wattwise controller polling every simulated second."""
+    """Run ``scenario`` with a wattwise controller polling every ``poll_every_s`` simulated seconds.
+
+    Events (UPS on battery, ATS transfer, breaker near trip) decide at the next poll, so the
+    poll period bounds the reaction time; batteries bridge it.
+    """
     twin = build_twin(scenario)
     driver = TwinDriver(twin)
     clock = TwinClock(twin)
@@ -63,6 +68,7 @@ def run_controlled(
         clock,
         mode,
         decide_period_s=decide_period_s,
+        poll_period_s=poll_every_s,
         **assemble_kw,  # type: ignore[arg-type]
     )
     loop = asyncio.new_event_loop()
@@ -71,7 +77,7 @@ def run_controlled(
         def hook(_: Twin, __: float) -> None:
             loop.run_until_complete(assembly.controller.tick())
 
-        result = run_scenario(scenario, hook, hook_every_s=1.0, twin=twin, progress=progress)
+        result = run_scenario(scenario, hook, hook_every_s=poll_every_s, twin=twin, progress=progress)
     finally:
         loop.close()
     return ControlledRun(result, assembly)
