@@ -179,3 +179,10 @@ def test_store_journal_takes_the_actuators_entries(store: TimeSeriesStore) -> No
     assert {(e.command_id, e.kind, e.value, e.reason) for e in got} == {
         (action.command_id, "power_cap", 300.0, "feed A overload")
     }
+
+
+def test_append_journal_many_is_one_transaction_and_idempotent(store: TimeSeriesStore) -> None:
+    entries = [JournalEntry(f"c{i}", 50.0 + i, "planned", "outlet_off", f"pdu-1.o{i}") for i in range(450)]
+    store.append_journal_many(entries)
+    store.append_journal_many(entries[:10])  # a retried tick writes nothing twice
+    assert store.journal(limit=1000) == entries
