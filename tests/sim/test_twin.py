@@ -268,3 +268,25 @@ def test_outlet_cycle_and_scheduled_actions(small_site) -> None:  # type: ignore
     assert not twin.work.svc_shed[k]
     twin.run_for(6)
     assert twin.work.svc_shed[k]
+
+
+def test_concurrent_migrations_from_one_server_share_its_bandwidth(small_site) -> None:  # type: ignore[no-untyped-def]
+    twin = Twin(small_site, seed=0)
+    twin.step()
+    ws = twin.work
+    counts = np.bincount(ws.wl_server[ws.wl_migratable & ws.wl_running], minlength=len(small_site.servers))
+    src = int(np.argmax(counts))
+    assert counts[src] >= 2
+    movers = np.flatnonzero((ws.wl_server == src) & ws.wl_migratable & ws.wl_running)[:2]
+    ws.wl_state_gib[movers] = 10.0
+    dest = small_site.servers[(src + 5) % len(small_site.servers)].id
+    for w in movers:
+        assert twin.apply(
+            Action(kind=ActionKind.WORKLOAD_MIGRATE, target_id=small_site.workloads[w].id, dest_id=dest)
+        ).ok
+    alone_s = twin.params.migration_base_s + 10.0 / twin.params.migration_bw_gib_per_s
+    twin.run_for(alone_s + 1)
+    assert (ws.wl_mig_dest[movers] >= 0).all()  # sharing the NIC: not done in the time one would take
+    twin.run_for(alone_s + 2)
+    assert (ws.wl_server[movers] == twin.index["server"][dest]).all()
+    assert twin.outcome().migrations == 2

@@ -5,7 +5,8 @@ mean is its ``cpu_frac``), capped at 3× its mean, times any injected surge and 
 throttle level. A workload runs when it is wanted, its service is not shed, and its server is
 powered and booted; it serves again ``workload_restart_s`` after those hold. Migration is
 make-before-break: for ``migration_base_s + state_gib / migration_bw_gib_per_s`` the workload
-runs on both servers (plus 10 % copy overhead at the source), then moves.
+runs on both servers (plus 10 % copy overhead at the source), then moves; concurrent migrations
+out of one server share its bandwidth, so n of them take n times as long.
 
 Service mapping: shedding a service stops every workload of that service; restoring starts
 them again (with restart delay, and inrush on servers that were off). A service is *up* when
@@ -66,7 +67,9 @@ def step_migrations(ws: WorkState, srv: ServerState, dt_s: float) -> tuple[int, 
     abort = mig & (~srv.powered[dest] | ~ws.wl_running)
     ws.wl_mig_dest[abort] = -1
     mig &= ~abort
-    ws.wl_mig_left_s = np.where(mig, ws.wl_mig_left_s - dt_s, ws.wl_mig_left_s)
+    # Concurrent migrations out of one server share its NIC: each progresses at 1/n of full speed.
+    sharing = np.bincount(ws.wl_server[mig], minlength=len(srv.powered))[ws.wl_server]
+    ws.wl_mig_left_s = np.where(mig, ws.wl_mig_left_s - dt_s / np.maximum(sharing, 1), ws.wl_mig_left_s)
     done = mig & (ws.wl_mig_left_s <= 0)
     ws.wl_server = np.where(done, ws.wl_mig_dest, ws.wl_server)
     ws.wl_mig_dest[done] = -1
