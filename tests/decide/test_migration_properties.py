@@ -1,7 +1,6 @@
 """Property tests of predictive migration, rebalance and cooling on random sites.
 
-1 000 examples × 10 states = 10 000 random states for migration; 5 000 for rebalance and
-cooling each (they reuse the migration planner).
+1 000 examples × 10 states = 10 000 random states for each of migration, rebalance and cooling.
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ from wattwise.model.values import ActionKind, Decision, DecisionStatus
 STATES = 10
 SEEDS = st.integers(0, 2**32 - 1)
 FAST = settings(max_examples=1000, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
-HALF = settings(max_examples=500, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 
 
 def check_migration(policy: PredictiveMigrationPolicy, d: Decision, state: PowerState, fc: SiteForecast) -> None:
@@ -71,7 +69,7 @@ def test_migration_never_creates_a_new_risk(seed: int) -> None:
             assert not d.actions
 
 
-@HALF
+@FAST
 @given(seed=SEEDS)
 def test_rebalance_never_creates_a_new_hot_spot(seed: int) -> None:
     rng = np.random.default_rng(seed)
@@ -82,7 +80,7 @@ def test_rebalance_never_creates_a_new_hot_spot(seed: int) -> None:
         check_migration(policy, policy.decide(state, fc), state, fc)
 
 
-@HALF
+@FAST
 @given(seed=SEEDS)
 def test_cooling_isolates_leaks_and_acts_on_every_shortfall(seed: int) -> None:
     rng = np.random.default_rng(seed)

@@ -128,7 +128,7 @@ def test_deferral_never_breaks_dependencies_or_restarts_in_an_event(seed: int) -
             assert not p.violations(np.zeros(p.n_service, dtype=np.int64))
 
 
-@settings(max_examples=500, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@FAST
 @given(seed=SEEDS)
 def test_baselines_always_return_a_decision(seed: int) -> None:
     rng = np.random.default_rng(seed)

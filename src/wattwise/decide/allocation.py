@@ -254,8 +254,7 @@ def _shed_actions(
             reason=f"server {ix.server_ids[j]} has nothing left to run",
             not_before_s=last,
         )
-        for j in off.tolist()
-        for o in _outlets(state, j)
+        for j, o in _outlets(state, off)
     ]
     return out
 
@@ -269,21 +268,22 @@ def _spare_on(state: PowerState, p: AllocationProblem, at_s: float) -> list[Acti
     off = np.flatnonzero(~hosted & ix.server_switchable & ~p.chain.server_dark & (state.server_power_w <= 0))
     return [
         Action(kind=ActionKind.OUTLET_ON, target_id=o, reason="power back: spare server on", not_before_s=at_s)
-        for j in off.tolist()
-        for o in _outlets(state, j)
+        for _, o in _outlets(state, off)
     ]
 
 
-def _outlets(state: PowerState, server: int) -> list[str]:
+def _outlets(state: PowerState, servers: IntArray) -> list[tuple[int, str]]:
+    """(server, outlet id) for every outlet feeding the given servers' own PSUs."""
     ix = state.index
-    cached = state._cache.get("bus_psus")
-    if not isinstance(cached, tuple):
-        order = np.argsort(ix.psu_bus, kind="stable")
-        cached = (order, np.searchsorted(ix.psu_bus[order], np.arange(ix.n_bus + 1)))
-        state._cache["bus_psus"] = cached
-    order, start = cached
-    bus = int(ix.server_bus[server])
-    return [ix.psu_outlet_ids[k] for k in order[start[bus] : start[bus + 1]].tolist()]
+    order = np.argsort(ix.psu_bus, kind="stable")
+    start = np.searchsorted(ix.psu_bus[order], np.arange(ix.n_bus + 1))
+    bus = ix.server_bus[servers]
+    counts = start[bus + 1] - start[bus]
+    first = np.repeat(start[bus], counts)
+    offset = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+    psus = order[first + offset]
+    ids = ix.psu_outlet_ids
+    return [(j, ids[k]) for j, k in zip(np.repeat(servers, counts).tolist(), psus.tolist(), strict=True)]
 
 
 def _restore_actions(
@@ -298,8 +298,7 @@ def _restore_actions(
     on = p.host_server[(p.host_on(np.where(new > 0, 0, OFF).astype(np.int64)) > 0) & (was_on == 0)]
     out = [
         Action(kind=ActionKind.OUTLET_ON, target_id=o, reason="power back: outlet on before restore", not_before_s=t0)
-        for j in on.tolist()
-        for o in _outlets(state, j)
+        for _, o in _outlets(state, on)
     ]
     # Most important tier first (no transient inversion), dependencies before dependants
     # inside a tier (a dependency never has a less important inherited tier than its dependant).
