@@ -80,12 +80,13 @@ def assemble(
     decide_period_s: float = 5.0,
     min_dwell_s: float = 60.0,
     site_actions_per_min: int = 20_000,
+    store_every_s: float = 0.0,
 ) -> Assembly:
     """Wire drivers → validation/store → planner → actuator into a controller."""
     graph = SiteGraph(site)
     index = SiteIndex.from_site(site)
     validator = ReadingValidator(site_device_ids(site), max_future_s=5.0, max_age_s=3600.0)
-    pipeline = StorePipeline(validator, store)
+    pipeline = StorePipeline(validator, store, store_every_s=store_every_s)
     journal = StoreJournal(store)
     interlocks: list[Interlock] = [
         CriticalClosureInterlock(graph),

@@ -28,12 +28,22 @@ class StorePipeline:
         validator: Rejects bad readings with counted reasons.
         store: Where accepted readings go.
         max_pending_rows: Most accepted rows held while the store is down.
+        store_every_s: Least time between stored polls (0: store every poll). Every poll is
+            validated and reaches the decisions; only storage is thinned (history resolution).
     """
 
-    def __init__(self, validator: ReadingValidator, store: TimeSeriesStore, max_pending_rows: int = 5_000_000) -> None:
+    def __init__(
+        self,
+        validator: ReadingValidator,
+        store: TimeSeriesStore,
+        max_pending_rows: int = 5_000_000,
+        store_every_s: float = 0.0,
+    ) -> None:
         self.validator = validator
         self.store = store
         self.max_pending_rows = max_pending_rows
+        self.store_every_s = store_every_s
+        self._last_stored_s = float("-inf")
         self._pending: deque[ReadingBatch] = deque()
         self._pending_rows = 0
         self.dropped_rows = 0
@@ -47,7 +57,8 @@ class StorePipeline:
     def ingest(self, readings: Sequence[Reading], now_s: float) -> ReadingBatch:
         """Validate, queue and flush; return the accepted batch (even while the store is down)."""
         accepted = self.validator.validate(ReadingBatch.from_readings(readings), now_s).accepted
-        if len(accepted):
+        if len(accepted) and now_s - self._last_stored_s >= self.store_every_s:
+            self._last_stored_s = now_s
             self._pending.append(accepted)
             self._pending_rows += len(accepted)
         self.flush()

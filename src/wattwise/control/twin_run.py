@@ -50,6 +50,7 @@ def run_controlled(
     *,
     decide_period_s: float = 5.0,
     poll_every_s: float = 5.0,
+    store_every_s: float = 60.0,
     progress: Callable[[float, float], None] | None = None,
     **assemble_kw: object,
 ) -> ControlledRun:
@@ -69,6 +70,7 @@ def run_controlled(
         mode,
         decide_period_s=decide_period_s,
         poll_period_s=poll_every_s,
+        store_every_s=store_every_s,
         **assemble_kw,  # type: ignore[arg-type]
     )
     loop = asyncio.new_event_loop()
