@@ -159,6 +159,9 @@ def test_migration_is_make_before_break(small_site) -> None:  # type: ignore[no-
     out = twin.outcome()
     assert out.migrations == 1
     assert out.migration_energy_j > 0
+    assert out.migration_s == pytest.approx(
+        twin.params.migration_base_s + small_site.workloads[w].state_gib / 1.25, abs=1.5
+    )
 
 
 def test_twin_driver_satisfies_the_driver_protocol(small_site) -> None:  # type: ignore[no-untyped-def]

@@ -49,6 +49,7 @@ def _table(outcome: Outcome, title: str) -> Table:
         ),
         ("energy cost / carbon", f"{outcome.energy_cost:,.2f} / {outcome.carbon_g / 1000:,.1f} kg CO2"),
         ("migrations (aborted)", f"{outcome.migrations} ({outcome.migrations_aborted})"),
+        ("migration time / energy", f"{outcome.migration_s:,.0f} s / {outcome.migration_energy_j / 3.6e6:,.2f} kWh"),
         ("disrupted workloads", str(outcome.disrupted_workloads)),
         ("server down time", f"{outcome.server_down_s:,.0f} server·s"),
         ("event-processor SLA violations", f"{outcome.sla_violation_s:,.0f} partition·s"),

@@ -47,6 +47,7 @@ class Outcome:
         migrations_aborted: Migrations aborted (a server went down).
         migration_gib: State moved by completed migrations.
         migration_energy_j: Extra energy of make-before-break copies.
+        migration_s: Workload-seconds spent migrating (running on two servers).
         disrupted_workloads: Workloads stopped by power or thermal loss (not by an action).
         server_down_s: Server-seconds without power.
         sla_violation_s: Partition-seconds over the event processors' SLA.
@@ -82,6 +83,7 @@ class Outcome:
     migrations_aborted: int
     migration_gib: float
     migration_energy_j: float
+    migration_s: float
     disrupted_workloads: int
     server_down_s: float
     sla_violation_s: float
@@ -133,6 +135,7 @@ class Tally:
     migrations_aborted: int = 0
     migration_gib: float = 0.0
     migration_energy_j: float = 0.0
+    migration_s: float = 0.0
     disrupted_workloads: int = 0
     server_down_s: float = 0.0
     sla_violation_s: float = 0.0

@@ -338,6 +338,7 @@ class Twin:
             dest = ws.wl_mig_dest[mig]
             span = srv.curve_w[dest, 10] - srv.curve_w[dest, 0]
             t.migration_energy_j += float((ws.wl_demand_frac[mig] * span).sum()) * dt
+            t.migration_s += float(np.count_nonzero(mig)) * dt
         if self.timeline is not None:
             self._record(up)
 
