@@ -103,9 +103,24 @@ def psu_input(psu: PsuState, dt_s: float, p: TwinParams) -> int:
     return int(new_ocp.sum())
 
 
-def psu_condition(psu: PsuState, inlet_c: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """(temperature °C, output ripple V) of every PSU from its inlet, load and degradation."""
+TEMP_NOISE_C = 0.5
+"""Standard deviation of a PSU temperature sensor reading (typical ±1 °C accuracy class)."""
+RIPPLE_NOISE_V = 0.008
+"""Standard deviation of a ripple measurement (ADC resolution and switching noise)."""
+
+
+def psu_condition(
+    psu: PsuState, inlet_c: FloatArray, rng: np.random.Generator | None = None
+) -> tuple[FloatArray, FloatArray]:
+    """(temperature °C, output ripple V) of every PSU from its inlet, load and degradation.
+
+    Temperature rises with load and degradation; ripple rises with load a little and with
+    degradation quadratically (ageing bulk capacitors). ``rng`` adds sensor noise.
+    """
     load = np.clip(psu.output_w / psu.rating_w, 0.0, 2.0)
     temperature_c = inlet_c + 18.0 * load + 30.0 * psu.degradation_frac
-    ripple_v = (0.04 + 0.6 * psu.degradation_frac**2) * psu.alive
-    return np.asarray(temperature_c, dtype=np.float64), np.asarray(ripple_v, dtype=np.float64)
+    ripple_v = 0.025 + 0.03 * load + 0.6 * psu.degradation_frac**2
+    if rng is not None:
+        temperature_c = temperature_c + rng.normal(0.0, TEMP_NOISE_C, len(load))
+        ripple_v = np.maximum(ripple_v + rng.normal(0.0, RIPPLE_NOISE_V, len(load)), 0.0)
+    return np.asarray(temperature_c, dtype=np.float64), np.asarray(ripple_v * psu.alive, dtype=np.float64)

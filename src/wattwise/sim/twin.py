@@ -373,8 +373,13 @@ class Twin:
         return np.where(self._psu_rack >= 0, self.cool.rack_inlet_c[np.maximum(self._psu_rack, 0)], 25.0)
 
     def psu_condition(self) -> tuple[np.ndarray, np.ndarray]:
-        """Current (temperature °C, ripple V) of every PSU (computed on demand, not every step)."""
-        temp, ripple = power.psu_condition(self.psu, self._psu_inlet_c())
+        """Current (temperature °C, ripple V) of every PSU as its sensors read them.
+
+        Computed on demand, not every step. The sensor noise is drawn from ``(seed, t_s)``, so
+        it does not depend on how often anyone reads.
+        """
+        noise = np.random.default_rng([self.seed & 0xFFFFFFFF, int(round(self.t_s * 1000)) & 0xFFFFFFFFFFFF])
+        temp, ripple = power.psu_condition(self.psu, self._psu_inlet_c(), noise)
         self.psu.temperature_c, self.psu.ripple_v = temp, ripple
         return temp, ripple
 
