@@ -209,6 +209,16 @@ CASES = [
         "phase 1: connected peak 350 W exceeds breaker 184 W",
     ),
     Case(
+        "breaker fine until the A side fails",
+        {38: "  breaker_a: 3"},
+        "breaker-failover",
+        "pdus[1].outlets",
+        39,
+        # normal: s1 half 200 + rectifier half 150 = 350 W <= 552 W; failed over: 400 + 300 = 700 W
+        "phase 1: when the redundant supplies fail over, its peak 700 W exceeds breaker 552 W",
+        Severity.WARNING,
+    ),
+    Case(
         "outlet on a phase the PDU lacks",
         {42: "  - {id: b-o3, phase: 2}"},
         "phase-out-of-range",

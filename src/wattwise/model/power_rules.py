@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from wattwise.model.problems import Problem
+from wattwise.model.problems import Problem, Severity
 from wattwise.model.rule_index import Index, Loc, entries, num, path_of
 
 BREAKER_DERATE_FRAC = 0.8
@@ -126,11 +126,16 @@ def _check_power_path(raw: Mapping[str, object], problems: list[Problem]) -> Non
             problems.append(Problem(f"servers[{i}].psus", "no-power-path", msg))
 
 
-def _check_pdu(i: int, pdu: dict[str, object], outlet_peak_w: Mapping[str, float], problems: list[Problem]) -> None:
-    """Outlets on phases the PDU has, and per-phase connected peak within the derated breaker."""
+def _check_pdu(
+    i: int,
+    pdu: dict[str, object],
+    outlet_w: tuple[Mapping[str, float], Mapping[str, float]],
+    problems: list[Problem],
+) -> None:
+    """Outlets on phases the PDU has; per-phase connected peak, normal and on failover."""
     outlets = pdu.get("outlets")
     phases = pdu.get("phases", 1)
-    per_phase_w = [0.0, 0.0, 0.0]
+    normal_w, failover_w = [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]
     for j, outlet in enumerate(outlets if isinstance(outlets, list) else ()):
         if not isinstance(outlet, dict):
             continue
@@ -142,19 +147,36 @@ def _check_pdu(i: int, pdu: dict[str, object], outlet_peak_w: Mapping[str, float
             problems.append(Problem(f"pdus[{i}].outlets[{j}].phase", "phase-out-of-range", msg))
         oid = outlet.get("id")
         if isinstance(oid, str):
-            per_phase_w[ph - 1] += outlet_peak_w.get(oid, 0.0)
+            normal_w[ph - 1] += outlet_w[0].get(oid, 0.0)
+            failover_w[ph - 1] += outlet_w[1].get(oid, 0.0)
+    _check_breaker(i, pdu, normal_w, failover_w, problems)
+
+
+def _check_breaker(
+    i: int, pdu: dict[str, object], normal_w: list[float], failover_w: list[float], problems: list[Problem]
+) -> None:
     breaker_a, voltage_v = num(pdu, "breaker_a"), num(pdu, "voltage_v", 230.0)
     cap_w = BREAKER_DERATE_FRAC * breaker_a * voltage_v
-    for ph, load_w in enumerate(per_phase_w, start=1):
-        if cap_w > 0 and load_w > cap_w:
-            problems.append(
-                Problem(
-                    f"pdus[{i}].outlets",
-                    "outlet-over-breaker",
-                    f"phase {ph}: connected peak {load_w:.0f} W exceeds breaker {cap_w:.0f} W "
-                    f"(80 % of {breaker_a:.0f} A x {voltage_v:.0f} V)",
-                )
-            )
+    rating = f"{cap_w:.0f} W (80 % of {breaker_a:.0f} A x {voltage_v:.0f} V)"
+    for ph, (load_w, fail_w) in enumerate(zip(normal_w, failover_w, strict=True), start=1):
+        if cap_w <= 0:
+            break
+        if load_w > cap_w:
+            msg = f"phase {ph}: connected peak {load_w:.0f} W exceeds breaker {rating}"
+            problems.append(Problem(f"pdus[{i}].outlets", "outlet-over-breaker", msg))
+        elif fail_w > cap_w:
+            msg = f"phase {ph}: when the redundant supplies fail over, its peak {fail_w:.0f} W exceeds breaker {rating}"
+            problems.append(Problem(f"pdus[{i}].outlets", "breaker-failover", msg, Severity.WARNING))
+
+
+def _survivors(fed: _Fed) -> int:
+    """PSUs left carrying the load after the failure its redundancy claim covers."""
+    n = len(fed.psus)
+    if fed.claim == "2N":
+        return max(1, n // 2)
+    if fed.claim == "N+1":
+        return max(1, n - 1)
+    return n
 
 
 def _check_ats(raw: Mapping[str, object], problems: list[Problem]) -> None:
@@ -177,16 +199,21 @@ def check_power(raw: Mapping[str, object], index: Index, problems: list[Problem]
         Connected peak per outlet id (equal PSU share), W, for the capacity rules.
     """
     outlet_peak_w: dict[str, float] = {}
+    outlet_failover_w: dict[str, float] = {}
     for fed in _fed_loads(raw):
         _check_redundancy(fed, index, problems)
-        # Equal share at peak: the breaker must carry the connected load in normal operation.
+        # Normal operation: the load shares equally over its PSUs. After the failure that its
+        # redundancy claim covers (one side of a 2N pair, one unit of N+1), the survivors
+        # carry it all, and their breakers must too (a warning: the site still runs).
         share_w = fed.peak_w / len(fed.psus)
+        fail_w = fed.peak_w / _survivors(fed)
         for psu in fed.psus:
             key = psu.get("input")
             if isinstance(key, str):
                 outlet_peak_w[key] = outlet_peak_w.get(key, 0.0) + share_w
+                outlet_failover_w[key] = outlet_failover_w.get(key, 0.0) + fail_w
     _check_power_path(raw, problems)
     for i, pdu in entries(raw, "pdus"):
-        _check_pdu(i, pdu, outlet_peak_w, problems)
+        _check_pdu(i, pdu, (outlet_peak_w, outlet_failover_w), problems)
     _check_ats(raw, problems)
     return outlet_peak_w

@@ -33,6 +33,7 @@ RULES: Mapping[str, str] = MappingProxyType(
         "ats-same-source": "an ATS whose two sources are the same feed",
         "duplicate-partition": "a stream partition owned by two event processors",
         # --- warnings: the site loads
+        "breaker-failover": "a PDU phase that would exceed 80 % of its breaker once redundant supplies fail over",
         "oversubscribed": "a feed, ATS or UPS whose connected peak exceeds its capacity",
         "cooling-short": "a rack or racklet whose servers' peak exceeds its cooling capacity",
         "depends-on-lower-tier": "a service depending on a less important one, which it keeps up",
