@@ -43,136 +43,123 @@ class MilpResult:
     gap_frac: float
 
 
-def _rows(*blocks: tuple[IntArray, IntArray, FloatArray]) -> tuple[IntArray, IntArray, FloatArray]:
-    return (
-        np.concatenate([b[0] for b in blocks]),
-        np.concatenate([b[1] for b in blocks]),
-        np.concatenate([b[2] for b in blocks]),
-    )
+class _Rows:
+    """Sparse constraint rows ``lo <= A x <= hi`` collected block by block."""
+
+    def __init__(self, p: AllocationProblem) -> None:
+        self.p = p
+        n_s = p.n_service
+        self.var_s = np.repeat(np.arange(n_s), p.n_levels)  # service of each x variable
+        self.var_k = np.concatenate([np.arange(k) for k in p.n_levels]) if n_s else np.zeros(0, np.int64)
+        self.first = np.concatenate([[0], np.cumsum(p.n_levels)]).astype(np.int64)  # x columns per service
+        self.n_x = len(self.var_s)
+        self.f0 = self.n_x + len(p.host_server)  # first tier flag
+        self.n_var = self.f0 + 3
+        self.n_row = 0
+        self.parts: list[tuple[IntArray, IntArray, FloatArray]] = []
+        self.lo: list[FloatArray] = []
+        self.hi: list[FloatArray] = []
+
+    def add(self, rows: IntArray, cols: IntArray, vals: FloatArray, n: int, lo: FloatArray, hi: FloatArray) -> None:
+        """Append ``n`` rows (``rows`` are 0-based within the block)."""
+        self.parts.append((self.n_row + rows, cols, vals))
+        self.lo.append(lo)
+        self.hi.append(hi)
+        self.n_row += n
+
+    def on_cols(self, services: IntArray) -> tuple[IntArray, IntArray]:
+        """(block row, x column) covering every level variable of each listed service."""
+        counts = self.p.n_levels[services]
+        rows = np.repeat(np.arange(len(services)), counts)
+        offs = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
+        return rows, np.repeat(self.first[services], counts) + offs
+
+    def le_zero(self, n: int) -> tuple[FloatArray, FloatArray]:
+        return np.full(n, -np.inf), np.zeros(n)
+
+    def matrix(self) -> LinearConstraint:
+        rr = np.concatenate([b[0] for b in self.parts])
+        cc = np.concatenate([b[1] for b in self.parts])
+        vv = np.concatenate([b[2] for b in self.parts])
+        a = sp.csr_matrix((vv, (rr, cc)), shape=(self.n_row, self.n_var))
+        return LinearConstraint(a, np.concatenate(self.lo), np.concatenate(self.hi))
+
+
+def _service_rows(b: _Rows) -> None:
+    """At most one level per service (exactly one when forced); dependencies; no inversions."""
+    p = b.p
+    n_s = p.n_service
+    b.add(b.var_s, np.arange(b.n_x), np.ones(b.n_x), n_s, np.where(p.forced, 1.0, 0.0), np.ones(n_s))
+    n_e = len(p.dep_src)
+    if n_e:  # on[src] - on[dst] <= 0
+        rs, cs = b.on_cols(p.dep_src)
+        rd, cd = b.on_cols(p.dep_dst)
+        rows = np.concatenate([rs, rd])
+        vals = np.concatenate([np.ones(len(rs)), -np.ones(len(rd))])
+        b.add(rows, np.concatenate([cs, cd]), vals, n_e, *b.le_zero(n_e))
+    full = np.flatnonzero((b.var_k == 0) & (p.rank[b.var_s] < 3))  # f[t] - x[s,0] <= 0
+    m = len(full)
+    rows = np.concatenate([np.arange(m), np.arange(m)])
+    cols = np.concatenate([b.f0 + p.rank[b.var_s[full]], full])
+    b.add(rows, cols, np.concatenate([np.ones(m), -np.ones(m)]), m, *b.le_zero(m))
+    lower = np.flatnonzero(p.rank >= 1)  # on[s] - f[rank-1] <= 0
+    rs, cs = b.on_cols(lower)
+    rows = np.concatenate([rs, np.arange(len(lower))])
+    cols = np.concatenate([cs, b.f0 + p.rank[lower] - 1])
+    vals = np.concatenate([np.ones(len(rs)), -np.ones(len(lower))])
+    b.add(rows, cols, vals, len(lower), *b.le_zero(len(lower)))
+    cols = b.f0 + np.array([1, 0, 2, 1])  # f[t] - f[t-1] <= 0
+    b.add(np.array([0, 0, 1, 1]), cols, np.array([1.0, -1.0, 1.0, -1.0]), 2, *b.le_zero(2))
+
+
+def _host_rows(b: _Rows) -> None:
+    """on[s] - h[j] <= 0 for every (service, host) pair."""
+    p = b.p
+    n_pair = len(p.pair_service)
+    if n_pair:
+        rs, cs = b.on_cols(p.pair_service)
+        rows = np.concatenate([rs, np.arange(n_pair)])
+        cols = np.concatenate([cs, b.n_x + p.pair_host])
+        vals = np.concatenate([np.ones(len(rs)), -np.ones(n_pair)])
+        b.add(rows, cols, vals, n_pair, *b.le_zero(n_pair))
+
+
+def _limit_rows(b: _Rows) -> None:
+    """Capacity rows that any service or host loads (rows nothing can change are skipped)."""
+    p = b.p
+    used = np.flatnonzero((p.a_dyn.getnnz(axis=1) + p.a_idle.getnnz(axis=1)) > 0)
+    lev = p.levels_frac[b.var_s, b.var_k]
+    a_x = (p.a_dyn[used][:, b.var_s].multiply(lev[None, :])).tocoo()
+    a_h = p.a_idle[used].tocoo()
+    rows = np.concatenate([a_x.row, a_h.row]).astype(np.int64)
+    cols = np.concatenate([a_x.col.astype(np.int64), b.n_x + a_h.col.astype(np.int64)])
+    b.add(rows, cols, np.concatenate([a_x.data, a_h.data]), len(used), np.full(len(used), -np.inf), p.rhs[used])
 
 
 def solve_milp(p: AllocationProblem, *, time_limit_s: float = 1.0, mip_rel_gap: float = 1e-4) -> MilpResult:
     """Solve ``p`` exactly (within ``mip_rel_gap``) or report why not."""
-    n_s = p.n_service
     fixed = (p.a_dyn.getnnz(axis=1) + p.a_idle.getnnz(axis=1)) == 0
     if (p.rhs[fixed] < -1e-9).any():
         return MilpResult(None, 2, "a limit is exceeded by load no plan can shed", float("inf"))
-    var_s = np.repeat(np.arange(n_s), p.n_levels)  # service of each x variable
-    var_k = np.concatenate([np.arange(k) for k in p.n_levels]) if n_s else np.zeros(0, np.int64)
-    n_x, n_h = len(var_s), len(p.host_server)
-    f0 = n_x + n_h
-    n_var = f0 + 3
-    lev = p.levels_frac[var_s, var_k]
-    c = np.zeros(n_var)
-    c[:n_x] = -TIER_WEIGHT[p.rank[var_s]] * lev
-    cons: list[LinearConstraint] = []
-    r = 0
-    blocks = []
-    # one level at most per service
-    blocks.append((var_s, np.arange(n_x), np.ones(n_x)))
-    lo, hi = [np.where(p.forced, 1.0, 0.0)], [np.ones(n_s)]
-    r += n_s
-    # dependencies: on[src] - on[dst] <= 0
-    e = np.arange(len(p.dep_src))
-    pos_src = np.isin(var_s, p.dep_src)
-    if len(e):
-        first = np.concatenate([[0], np.cumsum(p.n_levels)])
-        src_cols = [np.arange(first[s], first[s + 1]) for s in p.dep_src]
-        dst_cols = [np.arange(first[d], first[d + 1]) for d in p.dep_dst]
-        rs = np.concatenate([np.full(len(cs), r + i) for i, cs in enumerate(src_cols)])
-        rd = np.concatenate([np.full(len(cs), r + i) for i, cs in enumerate(dst_cols)])
-        blocks.append((rs, np.concatenate(src_cols), np.ones(len(rs))))
-        blocks.append((rd, np.concatenate(dst_cols), -np.ones(len(rd))))
-        lo.append(np.full(len(e), -np.inf))
-        hi.append(np.zeros(len(e)))
-        r += len(e)
-    del pos_src
-    # f[t] <= x[s,0] for s in tier t (t < 3)
-    full = np.flatnonzero((var_k == 0) & (p.rank[var_s] < 3))
-    m = len(full)
-    blocks.append((r + np.arange(m), f0 + p.rank[var_s[full]], np.ones(m)))
-    blocks.append((r + np.arange(m), full, -np.ones(m)))
-    lo.append(np.full(m, -np.inf))
-    hi.append(np.zeros(m))
-    r += m
-    # on[s] <= f[rank-1] for rank >= 1
-    lower = np.flatnonzero(p.rank[var_s] >= 1)
-    rows_s = np.unique(var_s[lower], return_inverse=True)
-    svc_rows, inv = rows_s
-    blocks.append((r + inv, lower, np.ones(len(lower))))
-    blocks.append((r + np.arange(len(svc_rows)), f0 + p.rank[svc_rows] - 1, -np.ones(len(svc_rows))))
-    lo.append(np.full(len(svc_rows), -np.inf))
-    hi.append(np.zeros(len(svc_rows)))
-    r += len(svc_rows)
-    # f[t] <= f[t-1]
-    blocks.append((r + np.array([0, 0, 1, 1]), f0 + np.array([1, 0, 2, 1]), np.array([1.0, -1.0, 1.0, -1.0])))
-    lo.append(np.full(2, -np.inf))
-    hi.append(np.zeros(2))
-    r += 2
-    r = _host_rows(p, blocks, lo, hi, r, var_s, n_x)
-    r = _limit_rows(p, blocks, lo, hi, r, var_s, lev, n_x)
-    rr, cc, vv = _rows(*blocks)
-    a = sp.csr_matrix((vv, (rr, cc)), shape=(r, n_var))
-    cons.append(LinearConstraint(a, np.concatenate(lo), np.concatenate(hi)))
-    integrality = np.ones(n_var)
-    integrality[n_x:f0] = 0
+    b = _Rows(p)
+    _service_rows(b)
+    _host_rows(b)
+    _limit_rows(b)
+    c = np.zeros(b.n_var)
+    c[: b.n_x] = -TIER_WEIGHT[p.rank[b.var_s]] * p.levels_frac[b.var_s, b.var_k]
+    integrality = np.ones(b.n_var)
+    integrality[b.n_x : b.f0] = 0  # host flags settle at 0/1 on their own
     res = milp(
         c,
-        constraints=cons,
+        constraints=[b.matrix()],
         integrality=integrality,
-        bounds=Bounds(np.zeros(n_var), np.ones(n_var)),
+        bounds=Bounds(np.zeros(b.n_var), np.ones(b.n_var)),
         options={"time_limit": time_limit_s, "mip_rel_gap": mip_rel_gap, "presolve": True},
     )
     if res.x is None:
         return MilpResult(None, int(res.status), str(res.message), float("inf"))
-    x = res.x[:n_x] > 0.5
-    level_idx = np.full(n_s, OFF, dtype=np.int64)
-    level_idx[var_s[x]] = var_k[x]
+    x = res.x[: b.n_x] > 0.5
+    level_idx = np.full(p.n_service, OFF, dtype=np.int64)
+    level_idx[b.var_s[x]] = b.var_k[x]
     gap = float(getattr(res, "mip_gap", 0.0) or 0.0)
     return MilpResult(level_idx, int(res.status), str(res.message), gap)
-
-
-def _host_rows(
-    p: AllocationProblem,
-    blocks: list[tuple[IntArray, IntArray, FloatArray]],
-    lo: list[FloatArray],
-    hi: list[FloatArray],
-    r: int,
-    var_s: IntArray,
-    n_x: int,
-) -> int:
-    """on[s] - h[j] <= 0 for every (service, host) pair."""
-    n_pair = len(p.pair_service)
-    if n_pair == 0:
-        return r
-    first = np.concatenate([[0], np.cumsum(p.n_levels)])
-    counts = p.n_levels[p.pair_service]
-    pair_rows = np.repeat(np.arange(n_pair), counts)
-    starts = np.repeat(first[p.pair_service], counts)
-    offs = np.arange(len(pair_rows)) - np.repeat(np.cumsum(counts) - counts, counts)
-    blocks.append((r + pair_rows, starts + offs, np.ones(len(pair_rows))))
-    blocks.append((r + np.arange(n_pair), n_x + p.pair_host, -np.ones(n_pair)))
-    lo.append(np.full(n_pair, -np.inf))
-    hi.append(np.zeros(n_pair))
-    return r + n_pair
-
-
-def _limit_rows(
-    p: AllocationProblem,
-    blocks: list[tuple[IntArray, IntArray, FloatArray]],
-    lo: list[FloatArray],
-    hi: list[FloatArray],
-    r: int,
-    var_s: IntArray,
-    lev: FloatArray,
-    n_x: int,
-) -> int:
-    """Capacity rows that any service or host loads (rows nothing can change are skipped)."""
-    used = np.flatnonzero((p.a_dyn.getnnz(axis=1) + p.a_idle.getnnz(axis=1)) > 0)
-    a_x = (p.a_dyn[used][:, var_s].multiply(lev[None, :])).tocoo()
-    a_h = p.a_idle[used].tocoo()
-    blocks.append((r + a_x.row.astype(np.int64), a_x.col.astype(np.int64), a_x.data))
-    blocks.append((r + a_h.row.astype(np.int64), n_x + a_h.col.astype(np.int64), a_h.data))
-    lo.append(np.full(len(used), -np.inf))
-    hi.append(p.rhs[used])
-    return r + len(used)
