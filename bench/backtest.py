@@ -11,6 +11,7 @@ a test range. Every figure is printed with its baseline measured in the same run
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -34,7 +35,7 @@ H1, H24 = 3600.0, 86_400.0
 def _md(df: pd.DataFrame, floatfmt: str = ".3f") -> list[str]:
     cols = list(df.columns)
     out = ["| " + " | ".join(cols) + " |", "|---" * len(cols) + "|"]
-    for _, r in df.iterrows():
+    for r in df.itertuples(index=False):
         cells = [format(v, floatfmt) if isinstance(v, float) else str(v) for v in r]
         out.append("| " + " | ".join(cells) + " |")
     return out
@@ -231,6 +232,7 @@ def twin_section(lines: list[str]) -> None:
     lines += _md(base, ".1f")
     lines += ["", "Learned (LightGBM fleet model):", ""]
     lines += _md(learned, ".1f")
+    lines.append("")
     for label, df in (("threshold", base), ("LightGBM", learned)):
         f, c, fa = _twin_total(df)
         ok = f and c / f >= 0.85 and fa <= 1.0
@@ -266,7 +268,12 @@ def main() -> None:
         print(f"{name}: done in {time.perf_counter() - ts:.1f} s", flush=True)
     total = time.perf_counter() - t0
     cpu = time.process_time() - cpu0
-    lines.insert(3, f"Run time: {total:.0f} s wall, {cpu:.0f} s CPU of this process ({', '.join(timings)}).")
+    load = os.getloadavg()[0]
+    lines.insert(
+        3,
+        f"Run time: {total:.0f} s wall, {cpu:.0f} s CPU of this process ({', '.join(timings)}); "
+        f"{os.cpu_count()} cores, load average {load:.1f} at the end (other jobs shared the machine).",
+    )
     (REPORTS / "prediction.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     print(f"\nwrote {REPORTS / 'prediction.md'} in {total:.1f} s")

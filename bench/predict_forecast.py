@@ -12,6 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from wattwise.predict.arima import ArimaForecaster
 from wattwise.predict.backtest import HoldoutSplit, PathScore, holdout_split, score_paths
 from wattwise.predict.base import Forecaster, ForecastPaths, Series
 from wattwise.predict.gbm import LightGbmForecaster
@@ -22,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 DAY_S = 86_400.0
 NAIVE = ("persistence", "same time yesterday", "same time last week")
-LEARNED = ("LightGBM", "LSTM")
+LEARNED = ("LightGBM", "LSTM", "ARIMA")
 
 
 def forecasters(seed: int, horizon_s: float) -> dict[str, Forecaster]:
@@ -39,6 +40,7 @@ def forecasters(seed: int, horizon_s: float) -> dict[str, Forecaster]:
         "Holt-Winters": HoltWintersForecaster(DAY_S, **h),
         # One LightGBM thread: on a shared 2-core box two OpenMP threads spin against other load.
         "LightGBM": LightGbmForecaster(num_threads=1, **h),
+        "ARIMA": ArimaForecaster(2, 1, **h),
     }
     try:
         from wattwise.predict.lstm import LstmForecaster

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from tests.predict.conftest import DAY_S, STEP_S, synthetic_series
 
+from wattwise.predict.arima import ArimaForecaster
 from wattwise.predict.base import Forecaster, Series
 from wattwise.predict.gbm import LightGbmForecaster
 from wattwise.predict.holt_winters import HoltWintersForecaster
@@ -19,6 +20,7 @@ FACTORIES: dict[str, Callable[[int], Forecaster]] = {
     "persistence": lambda seed: SeasonalNaiveForecaster(None, max_horizon_s=H_S, seed=seed),
     "seasonal_naive_day": lambda seed: SeasonalNaiveForecaster(DAY_S, max_horizon_s=H_S, seed=seed),
     "holt_winters": lambda seed: HoltWintersForecaster(DAY_S, max_horizon_s=H_S, seed=seed),
+    "arima": lambda seed: ArimaForecaster(1, 1, max_horizon_s=H_S, max_fit_points=300, seed=seed),
     "ewma": lambda seed: HoltWintersForecaster(None, max_horizon_s=H_S, seed=seed),
     "lightgbm": lambda seed: LightGbmForecaster(
         max_horizon_s=H_S, n_estimators=40, max_rows=5000, num_threads=1, seed=seed
@@ -111,3 +113,15 @@ def test_update_moves_the_origin(make: Callable[[int], Forecaster], series: Seri
     fc = f.predict(H_S, STEP_S)
     assert fc.t_s[0] == pytest.approx(series.t_s[-1] + STEP_S)
     assert np.all(np.isfinite(fc.point))
+
+
+def test_predict_after_update_equals_predict_paths_at_the_last_origin(
+    make: Callable[[int], Forecaster], series: Series
+) -> None:
+    f = make(0)
+    f.fit(series.slice_s(-np.inf, series.t_s[700]))
+    f.update(series.slice_s(series.t_s[700], np.inf))
+    fc = f.predict(H_S, STEP_S)
+    paths = f.predict_paths(series, series.t_s[-1:], H_S)
+    np.testing.assert_allclose(fc.point, paths.point[0], rtol=1e-9)
+    np.testing.assert_allclose(fc.upper, paths.upper[0], rtol=1e-9)

@@ -28,6 +28,7 @@ FEATURE_NAMES = (
     "target_hour_of_day",
     "target_day_of_week",
 )
+SMOOTH_FEATURE_NAMES = ("mean3_minus_level", "day_ago_mean_minus_level", "week_ago_mean_minus_level")
 
 
 def _rolling(v: FloatArray, window: int) -> tuple[FloatArray, FloatArray]:
@@ -49,7 +50,13 @@ def _at(v: FloatArray, idx: IntArray) -> FloatArray:
 
 
 def build_features(
-    v: FloatArray, t_s: FloatArray, origin: IntArray, lead: IntArray, day_steps: int, week_steps: int
+    v: FloatArray,
+    t_s: FloatArray,
+    origin: IntArray,
+    lead: IntArray,
+    day_steps: int,
+    week_steps: int,
+    smooth: bool = False,
 ) -> FloatArray:
     """Feature matrix ``(len(origin), len(FEATURE_NAMES))`` for scaled values ``v`` on grid times ``t_s``.
 
@@ -60,6 +67,8 @@ def build_features(
         lead: Lead in steps of each row (≥ 1).
         day_steps: Steps per day.
         week_steps: Steps per week.
+        smooth: Append :data:`SMOOTH_FEATURE_NAMES`: noise-averaged level and seasonal values
+            (7-sample means around the same time yesterday / last week, clipped at the origin).
     """
     level = v[origin]
     mean12, std12 = _rolling(v, 12)
@@ -73,4 +82,11 @@ def build_features(
     t_target = t_s[origin] + (t_s[1] - t_s[0] if t_s.shape[0] > 1 else 0.0) * lead
     cols.append((t_target % 86_400.0) / 3600.0)
     cols.append(((t_target // 86_400.0) + 4.0) % 7.0)  # 1970-01-01 was a Thursday (Monday = 0)
+    if smooth:
+        mean3, _ = _rolling(v, 3)
+        mean7, _ = _rolling(v, 7)
+        cols.append(mean3[origin] - level)
+        for season in (day_steps, week_steps):
+            end = np.minimum(origin + lead - season + 3, origin)  # centred, but never past the origin
+            cols.append(np.where((lead <= season) & (end >= 0), _at(mean7, end), np.nan) - level)
     return np.column_stack(cols)

@@ -28,8 +28,11 @@ logger = logging.getLogger(__name__)
 class _LightGbmPaths:
     """Path model around a LightGBM booster."""
 
-    def __init__(self, params: dict[str, float | int | str | bool], rounds: int, max_rows: int, min_rows: int) -> None:
+    def __init__(
+        self, params: dict[str, float | int | str | bool], rounds: int, max_rows: int, min_rows: int, smooth: bool
+    ) -> None:
         self.params = params
+        self.smooth = smooth
         self.rounds = rounds
         self.max_rows = max_rows
         self.min_rows = min_rows
@@ -67,7 +70,7 @@ class _LightGbmPaths:
             return
         self.scale = float(np.median(np.abs(head))) or float(np.std(head)) or 1.0
         v = grid.value / self.scale
-        x = build_features(v, grid.t_s, o, h, self.day_steps, self.week_steps)
+        x = build_features(v, grid.t_s, o, h, self.day_steps, self.week_steps, self.smooth)
         y = v[o + h] - v[o]
         data = lgb.Dataset(x, label=y, params={"verbose": -1}, free_raw_data=True)
         self.booster = lgb.train(self.params, data, num_boost_round=self.rounds)
@@ -79,7 +82,7 @@ class _LightGbmPaths:
             return out
         o = np.repeat(origin_idx, n_steps)
         h = np.tile(np.arange(1, n_steps + 1, dtype=np.int64), origin_idx.shape[0])
-        x = build_features(grid.value / self.scale, grid.t_s, o, h, self.day_steps, self.week_steps)
+        x = build_features(grid.value / self.scale, grid.t_s, o, h, self.day_steps, self.week_steps, self.smooth)
         delta = np.asarray(self.booster.predict(x), dtype=np.float64).reshape(origin_idx.shape[0], n_steps)
         point: FloatArray = last + delta * self.scale
         return point
@@ -100,6 +103,7 @@ class LightGbmForecaster:
         max_rows: Cap on training rows (origins are thinned evenly).
         min_train_rows: Fewer rows than this falls back to persistence.
         num_threads: LightGBM threads (fixed, for reproducibility).
+        smooth_features: Add noise-averaged level and seasonal features.
         seed: Seed of every LightGBM random choice.
     """
 
@@ -117,6 +121,7 @@ class LightGbmForecaster:
         max_rows: int = 150_000,
         min_train_rows: int = 200,
         num_threads: int = 2,
+        smooth_features: bool = False,
         seed: int = 0,
     ) -> None:
         self.level = level
@@ -130,6 +135,7 @@ class LightGbmForecaster:
         self.max_rows = max_rows
         self.min_train_rows = min_train_rows
         self.num_threads = num_threads
+        self.smooth_features = smooth_features
         self.seed = seed
         params: dict[str, float | int | str | bool] = {
             "objective": "l1",
@@ -145,7 +151,7 @@ class LightGbmForecaster:
             "num_threads": num_threads,
             "verbose": -1,
         }
-        self._paths = _LightGbmPaths(params, n_estimators, max_rows, min_train_rows)
+        self._paths = _LightGbmPaths(params, n_estimators, max_rows, min_train_rows, smooth_features)
         self._engine = ForecastEngine(
             self._paths,
             level=level,
