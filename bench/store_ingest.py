@@ -244,11 +244,12 @@ def e2e_mqtt(tmp: Path, rate_per_s: int, seconds: float, row_by_row: bool) -> li
 
         async def main() -> None:
             pipeline = IngestPipeline(sink, ReadingValidator(devices), WallClock())
-            ingest = MqttIngest(pipeline, asyncio.get_running_loop(), port=port, client_id="bench")
+            ingest = MqttIngest(pipeline, port=port, client_id="bench")
             ingest.start()
             await asyncio.to_thread(ingest.subscribed.wait, 5)
             stop = asyncio.Event()
             task = asyncio.create_task(pipeline.run(stop))
+            source = asyncio.create_task(ingest.run(stop))
             per_msg = 10
             n_msgs = int(rate_per_s * seconds / per_msg)
 
@@ -273,6 +274,7 @@ def e2e_mqtt(tmp: Path, rate_per_s: int, seconds: float, row_by_row: bool) -> li
             th.join()
             stop.set()
             await task
+            await source
             ingest.stop()
 
         asyncio.run(main())

@@ -44,8 +44,10 @@ async def test_mqtt_qos1_readings_are_stored(tmp_path: Path, mqtt_port: int) -> 
 
     store = DuckDBStore(tmp_path / "m.duckdb")
     pipeline = IngestPipeline(store, ReadingValidator(DEVICES), WallClock(), max_queued_batches=4)
-    ingest = MqttIngest(pipeline, asyncio.get_running_loop(), port=mqtt_port, client_id=f"t{random.random()}")
+    ingest = MqttIngest(pipeline, port=mqtt_port, client_id=f"t{random.random()}", inbox_messages=50)
     ingest.start()
+    source_stop = asyncio.Event()
+    source = asyncio.create_task(ingest.run(source_stop))
     await asyncio.to_thread(ingest.subscribed.wait, 5)
     readings = _readings(3000, WallClock().now_s() - 10)
     pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="pub", protocol=mqtt.MQTTv5)
@@ -66,6 +68,8 @@ async def test_mqtt_qos1_readings_are_stored(tmp_path: Path, mqtt_port: int) -> 
     pub.disconnect()
     pub.loop_stop()
     await asyncio.sleep(0.2)
+    source_stop.set()
+    await source
     ingest.stop()
     assert store.count() == len(readings)
     assert {a.tag_value: a.count for a in store.aggregate_by_tag("current_a", "feed", 0, 1e12)} == {"A": 3000}

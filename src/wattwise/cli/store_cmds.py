@@ -64,16 +64,17 @@ async def run_ingest(
         nats_source = NatsIngest(pipeline, settings.nats_url, durable=opts.durable, ack_wait_s=opts.ack_wait_s)
         tasks.append(asyncio.create_task(nats_source.run(stop)))
     if "mqtt" in opts.sources:
-        mqtt_source = MqttIngest(pipeline, loop, settings.mqtt_host, settings.mqtt_port, client_id=opts.durable)
+        mqtt_source = MqttIngest(pipeline, settings.mqtt_host, settings.mqtt_port, client_id=opts.durable)
         mqtt_source.start()
+        tasks.append(asyncio.create_task(mqtt_source.run(stop)))
     if "dds" in opts.sources:
         from wattwise.telemetry.dds_ingest import DdsBus, DdsIngest  # Cyclone loads only when asked for
 
         tasks.append(asyncio.create_task(DdsIngest(pipeline, DdsBus(opts.dds_domain)).run(stop)))
     await stop.wait()
+    await asyncio.gather(*tasks)  # the pipeline drains its queue and runs the ack callbacks first
     if mqtt_source is not None:
         mqtt_source.stop()
-    await asyncio.gather(*tasks)
     if server is not None:
         server.shutdown()
         server.server_close()
