@@ -9,7 +9,7 @@ tier ordering of dependencies, one owner per stream partition.
 The rules run on the raw mapping rather than on the validated :class:`~wattwise.model.site.Site`
 so that a file with a wrong type in one server still gets its dangling references reported.
 Every rule skips values of the wrong type (pydantic reports those). YAML paths are only
-formatted when a rule fails: a valid 100k-server site is checked in about a second.
+formatted when a rule fails: a valid 100k-server site is checked in under two seconds.
 
 >>> raw = {"id": "s", "feeds": [{"id": "f", "capacity_w": 1e5}],
 ...        "pdus": [{"id": "p", "input": "nowhere", "breaker_a": 16}]}
