@@ -18,11 +18,13 @@ Policy (documented, tested):
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
 from wattwise.errors import PredictionError
+from wattwise.model.values import Quality, Reading
 from wattwise.predict.base import BoolArray, FloatArray, Series
 
 logger = logging.getLogger(__name__)
@@ -152,3 +154,23 @@ def append_to_grid(grid: Grid, new: Series, *, max_fill_steps: int = 12) -> Grid
         raise PredictionError(f"update ends with {tail_missing} missing steps (stale; max {max_fill_steps})")
     filled, long_frac = _fill(value, observed, max_fill_steps)
     return Grid(grid.t0_s, grid.step_s, filled, observed, long_frac)
+
+
+def from_readings(readings: Iterable[Reading], device_id: str, metric: str) -> Series:
+    """The series of one device's metric from stored readings (sorted; BAD quality and duplicates dropped).
+
+    >>> from wattwise.model.values import Quality
+    >>> rs = [Reading("pdu6", "power_w", 2.0, 60.0), Reading("pdu6", "power_w", 1.0, 0.0),
+    ...       Reading("pdu6", "power_w", 9.0, 30.0, Quality.BAD), Reading("pdu7", "power_w", 5.0, 0.0)]
+    >>> from_readings(rs, "pdu6", "power_w").value.tolist()
+    [1.0, 2.0]
+    """
+    pairs = sorted(
+        (r.t_s, r.value)
+        for r in readings
+        if r.device_id == device_id and r.metric == metric and r.quality is not Quality.BAD
+    )
+    t_s = np.array([p[0] for p in pairs], dtype=np.float64)
+    value = np.array([p[1] for p in pairs], dtype=np.float64)
+    keep = np.concatenate([[True], np.diff(t_s) > 0]) if t_s.size else np.zeros(0, dtype=bool)
+    return Series(t_s=t_s[keep], value=value[keep])
