@@ -172,3 +172,65 @@ def test_observe_mode_never_sends(graph: SiteGraph) -> None:
     assert out[0].phase is Phase.PLANNED
     assert driver.applied == []
     assert [e.phase for e in journal.entries()] == [Phase.PLANNED]
+
+
+def _chain(graph: SiteGraph) -> tuple[str, str]:
+    """A non-protected service and one of its non-protected dependencies."""
+    lock = CriticalClosureInterlock(graph)
+    for s in graph.site.services:
+        for d in s.depends_on:
+            if s.id not in lock.protected and d not in lock.protected:
+                return s.id, d
+    raise AssertionError("site has no unprotected dependency edge")
+
+
+def test_dependency_order_holds_out_of_order_steps(graph: SiteGraph) -> None:
+    from wattwise.act.interlocks import DependencyOrderInterlock
+
+    dependant, dependency = _chain(graph)
+    lock = DependencyOrderInterlock(graph)
+    restore = Action(kind=ActionKind.SERVICE_RESTORE, target_id=dependant)
+    reason = lock.check(restore, InterlockContext(0.0, services_down=frozenset({dependant, dependency})))
+    assert reason is not None
+    assert dependency in reason
+    assert lock.check(restore, InterlockContext(0.0, services_down=frozenset({dependant}))) is None
+    shed = Action(kind=ActionKind.SERVICE_SHED, target_id=dependency)
+    assert lock.check(shed, InterlockContext(0.0)) is not None
+    assert lock.check(shed, InterlockContext(0.0, services_down=frozenset(graph.dependants[dependency]))) is None
+
+
+async def test_same_tick_sequence_passes_in_order(graph: SiteGraph) -> None:
+    from wattwise.act.interlocks import DependencyOrderInterlock
+
+    dependant, dependency = _chain(graph)
+    others = set(graph.dependants[dependency]) - {dependant}
+    driver = StateDriver()
+    journal = MemoryJournal()
+    act = Actuator(Mode.ARMED, journal, lambda a: driver, [DependencyOrderInterlock(graph)], SimClock())
+    ctx = InterlockContext(0.0, services_down=frozenset(others))
+    sheds = [Action(kind=ActionKind.SERVICE_SHED, target_id=t) for t in (dependant, dependency)]
+    out = await act.execute([_decision(*sheds)], ctx)
+    assert [v.phase for v in out] == [Phase.ACKED, Phase.ACKED]
+    # Reverse order in one decision: the dependency's shed is held, not sent.
+    driver2 = StateDriver()
+    act2 = Actuator(Mode.ARMED, MemoryJournal(), lambda a: driver2, [DependencyOrderInterlock(graph)], SimClock())
+    out = await act2.execute([_decision(*reversed(sheds))], ctx)
+    assert out[0].phase is Phase.REFUSED
+    assert "held" in out[0].message
+    assert driver2.shed == {dependant}
+
+
+async def test_staggered_actions_wait_for_their_time(graph: SiteGraph) -> None:
+    driver = StateDriver()
+    clock = SimClock()
+    act = Actuator(Mode.ARMED, MemoryJournal(), lambda a: driver, [], clock)
+    svc = _low_service(graph)
+    later = Action(kind=ActionKind.SERVICE_SHED, target_id=svc, not_before_s=10.0)
+    assert await act.execute([_decision(later)], InterlockContext(0.0)) == []
+    clock.advance_s(5.0)
+    # A re-plan asks for the same intent later still: the first time given is kept.
+    replanned = later.model_copy(update={"not_before_s": 15.0})
+    assert await act.execute([_decision(replanned)], InterlockContext(5.0)) == []
+    clock.advance_s(5.0)
+    out = await act.execute([_decision(replanned.model_copy(update={"not_before_s": 20.0}))], InterlockContext(10.0))
+    assert [v.phase for v in out] == [Phase.ACKED]

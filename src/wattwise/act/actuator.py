@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from wattwise.act.base import Journal, JournalEntry, Mode, Phase
 from wattwise.act.interlocks import Interlock, InterlockContext
@@ -32,6 +32,15 @@ class Verdict:
     action: Action
     phase: Phase
     message: str = ""
+
+
+def _after(ctx: InterlockContext, action: Action) -> InterlockContext:
+    """The context later actions of the same tick are checked in, once ``action`` is sent."""
+    if action.kind is ActionKind.SERVICE_SHED:
+        return replace(ctx, services_down=ctx.services_down | {action.target_id})
+    if action.kind is ActionKind.SERVICE_RESTORE:
+        return replace(ctx, services_down=ctx.services_down - {action.target_id})
+    return ctx
 
 
 class Actuator:
@@ -114,20 +123,23 @@ class Actuator:
         """
         now_s = self.clock.now_s()
         token = self.token()
-        verdicts = [
-            v
+        due = [
+            raw.model_copy(update={"fencing_token": token})
             for due_s, _, raw in self._schedule_of(decisions)
             if due_s <= now_s
-            and (v := self.verdict(raw.model_copy(update={"fencing_token": token}), ctx)).phase is not Phase.ACKED
         ]
         before: list[JournalEntry] = []
         out: list[Verdict] = []
         to_send: list[Action] = []
-        for v in verdicts:
+        for raw in due:
+            v = self.verdict(raw, ctx)
+            if v.phase is Phase.ACKED:
+                continue
             before.append(JournalEntry.of(v.action, Phase.PLANNED, now_s))
             out.append(self._before_send(v, ctx, before, now_s))
             if out[-1].phase is Phase.SENT:
                 to_send.append(v.action)
+                ctx = _after(ctx, v.action)
         self.journal.append_many(before)
         answers = iter(await self._send_many(to_send, ctx))
         return [next(answers) if v.phase is Phase.SENT else v for v in out]

@@ -40,6 +40,7 @@ class InterlockContext:
         service_power_w: Present or nominal power of each service, W.
         outlets_off: Outlets currently switched off.
         power_event: True while a power event (utility loss, on battery) is in progress.
+        services_down: Services shed now (from readings, updated as a tick's sheds go out).
     """
 
     t_s: float
@@ -47,6 +48,7 @@ class InterlockContext:
     service_power_w: Mapping[str, float] = field(default_factory=dict)
     outlets_off: frozenset[str] = frozenset()
     power_event: bool = False
+    services_down: frozenset[str] = frozenset()
 
 
 class Interlock(Protocol):
@@ -194,3 +196,37 @@ class FlapInterlock:
         self._last[action.target_id] = (action.kind, ctx.t_s)
         self._device_times[action.target_id].append(ctx.t_s)
         self._site_times.append(ctx.t_s)
+
+
+class DependencyOrderInterlock:
+    """Holds a restore until its dependencies run, and a shed until its dependants are shed.
+
+    Policies order their sequences this way; this interlock keeps the order when something
+    in between is refused, fails or is late (a flap dwell, a dead device).
+    """
+
+    def __init__(self, graph: SiteGraph) -> None:
+        self.graph = graph
+
+    @cached_property
+    def _direct_dependants(self) -> dict[str, frozenset[str]]:
+        out: dict[str, set[str]] = defaultdict(set)
+        for s in self.graph.site.services:
+            for d in s.depends_on:
+                out[d].add(s.id)
+        return {k: frozenset(v) for k, v in out.items()}
+
+    def check(self, action: Action, ctx: InterlockContext) -> str | None:
+        """Refuse out-of-order restores and sheds."""
+        if action.kind is ActionKind.SERVICE_RESTORE and action.target_id in self.graph.services:
+            down = sorted(set(self.graph.services[action.target_id].depends_on) & ctx.services_down)
+            if down:
+                return f"held: dependency {', '.join(down)} still shed (restores go in dependency order)"
+        if action.kind is ActionKind.SERVICE_SHED:
+            running = sorted(self._direct_dependants.get(action.target_id, frozenset()) - ctx.services_down)
+            if running:
+                return f"held: dependant {', '.join(running[:5])} still runs (sheds go in reverse dependency order)"
+        return None
+
+    def record(self, action: Action, ctx: InterlockContext) -> None:
+        """Stateless: the shed set comes with the context."""

@@ -9,7 +9,13 @@ import numpy as np
 
 from wattwise.act.actuator import Actuator, Router
 from wattwise.act.base import Journal, Mode
-from wattwise.act.interlocks import CriticalClosureInterlock, FlapInterlock, Interlock, LimitInterlock
+from wattwise.act.interlocks import (
+    CriticalClosureInterlock,
+    DependencyOrderInterlock,
+    FlapInterlock,
+    Interlock,
+    LimitInterlock,
+)
 from wattwise.control.loop import Controller
 from wattwise.control.pipeline import StoreJournal, StorePipeline
 from wattwise.control.planner import PolicyPlanner
@@ -90,6 +96,7 @@ def assemble(
     journal = StoreJournal(store)
     interlocks: list[Interlock] = [
         CriticalClosureInterlock(graph),
+        DependencyOrderInterlock(graph),
         LimitInterlock(graph),
         FlapInterlock(min_dwell_s=min_dwell_s, per_site_per_min=site_actions_per_min),
     ]

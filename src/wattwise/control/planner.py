@@ -134,4 +134,7 @@ class PolicyPlanner:
             service_power_w=dict(zip(ix.service_ids, svc_w.tolist(), strict=True)),
             outlets_off=outlets_off,
             power_event=power_event,
+            services_down=frozenset(
+                ix.service_ids[i] for i in np.flatnonzero(np.asarray(state.service_level_frac) <= 0.0).tolist()
+            ),
         )
