@@ -25,6 +25,7 @@ from wattwise.model.graph import SiteGraph
 from wattwise.model.site import Site
 from wattwise.model.values import Action, ActionResult, Reading
 from wattwise.sim import chain, power, processors, thermal, work
+from wattwise.sim.accounting import StepAccounting
 from wattwise.sim.outcome import TIERS, Outcome, Tally, Timeline
 from wattwise.sim.params import TwinParams
 from wattwise.sim.snapshot import TwinSnapshot, take_snapshot
@@ -105,10 +106,7 @@ class Twin:
         self._all_up = False
         self._constrained = False
         self._migrating = False
-        self._rates: tuple[np.ndarray, float, float, float] | None = None
-        self._rates_for: object = None
-        self._tier_count = np.bincount(self.work.svc_tier, minlength=4).astype(np.float64)
-        self._phase_limit_w = np.where(self.ch.phase_capacity_w > 0, self.ch.phase_capacity_w, np.inf)
+        self.accounting = StepAccounting(self)
         self._has_bus = self.srv.bus >= 0
         self._every_bus = bool(self._has_bus.all())
         self._ats_key = b""
@@ -257,7 +255,7 @@ class Twin:
         t.migrations_aborted += aborted
         t.sla_violation_s += sla_s
         t.processor_failures += ep_fail
-        self._account(dt, *self._svc)
+        self.accounting.account(dt, *self._svc)
 
     def _log_step(
         self,
@@ -286,75 +284,6 @@ class Twin:
         if n_failed > self.tally.psu_failures:
             self._event(f"{n_failed - self.tally.psu_failures} PSU(s) failed")
         return n_failed
-
-    def _service_rates(self, up: np.ndarray, own_ok: np.ndarray) -> tuple[np.ndarray, float, float, float]:
-        """Per-second service figures (tier up-counts, dependency violations, inversion, critical share).
-
-        They only change when the set of running workloads does, so they are cached with it.
-        """
-        if self._rates is None or self._rates_for is not self._svc:
-            ws = self.work
-            tier_up = np.bincount(ws.svc_tier, weights=up.astype(np.float64), minlength=4)
-            crit = ws.svc_tier == 0
-            self._rates = (
-                tier_up,
-                float(np.count_nonzero(own_ok & ~up)),
-                float(work.priority_inversion(ws, up)),
-                float(up[crit].mean()) if crit.any() else 1.0,
-            )
-            self._rates_for = self._svc
-        return self._rates
-
-    def _account(self, dt: float, up: np.ndarray, own_ok: np.ndarray) -> None:
-        t, ch, ws, srv = self.tally, self.ch, self.work, self.srv
-        tier_up, dep_viol, inversion, _ = self._service_rates(up, own_ok)
-        t.tier_up_s += tier_up * dt
-        t.tier_total_s += self._tier_count * dt
-        t.dependency_violation_s += dep_viol * dt
-        t.priority_inversion_s += inversion * dt
-        over = ch.phase_w > self._phase_limit_w
-        if over.any():
-            t.phase_overload_s += over.ravel() * dt
-        feed_w = ch.node_load_w[: self.ix.n_feed]
-        t.feed_overload_s += dt * float((feed_w > self.feed_capacity_w).any())
-        t.ups_overload_s += dt * float(np.count_nonzero(ch.ups_output_w > ch.ups_capacity_w))
-        feed_sum_w = float(feed_w.sum())
-        t.energy_in_j += feed_sum_w * dt
-        t.energy_it_j += self.it_power_w * dt
-        t.energy_loss_psu_j += self.loss_psu_w * dt
-        t.energy_loss_ups_j += self.loss_ups_w * dt
-        t.battery_discharged_j += float(ch.ups_battery_w.sum()) * dt
-        if len(ch.ups_energy_wh) and ch.ups_on_battery.any():
-            full = np.maximum(ch.ups_battery_wh * ch.ups_soh_frac, 1e-9)
-            t.battery_min_charge_frac = min(t.battery_min_charge_frac, float((ch.ups_energy_wh / full).min()))
-        t.energy_cost += float(feed_w @ ch.price_per_kwh) * dt / 3.6e6
-        t.carbon_g += float(feed_w @ ch.carbon_g_per_kwh) * dt / 3.6e6
-        if not self._all_up:
-            t.server_down_s += float(np.count_nonzero(~srv.powered)) * dt
-        if self.cool.any_thermal:
-            t.thermal_throttle_s += float(np.count_nonzero(srv.thermal_throttled & srv.powered)) * dt
-        if self._migrating:
-            mig = ws.wl_mig_dest >= 0
-            dest = ws.wl_mig_dest[mig]
-            span = srv.curve_w[dest, 10] - srv.curve_w[dest, 0]
-            t.migration_energy_j += float((ws.wl_demand_frac[mig] * span).sum()) * dt
-            t.migration_s += float(np.count_nonzero(mig)) * dt
-        if self.timeline is not None:
-            self._record(up)
-
-    def _record(self, up: np.ndarray) -> None:
-        tl, ch = self.timeline, self.ch
-        assert tl is not None
-        tl.t_s.append(self.t_s)
-        tl.feed_load_w.append(ch.node_load_w[: self.ix.n_feed].copy())
-        tl.ups_load_w.append(ch.ups_output_w.copy())
-        full = np.maximum(ch.ups_battery_wh * ch.ups_soh_frac, 1e-9)
-        tl.battery_charge_frac.append(ch.ups_energy_wh / full)
-        inlet = self.cool.rack_inlet_c
-        tl.inlet_max_c.append(float(inlet.max()) if len(inlet) else 0.0)
-        tl.inlet_mean_c.append(float(inlet.mean()) if len(inlet) else 0.0)
-        tl.it_power_w.append(self.it_power_w)
-        tl.critical_up_frac.append(self._service_rates(up, self._svc[1])[3])
 
     # ---- helpers -------------------------------------------------------------------------
     def _psu_racks(self) -> np.ndarray:
