@@ -60,7 +60,7 @@ class TelemetryCollector(Collector):
 
     def _health_metrics(self) -> Iterator[Metric]:
         p = self.pipeline
-        stats = p.validator.stats
+        stats = p.validator.snapshot()
         info = InfoMetricFamily("wattwise_build", "wattwise build information")
         info.add_metric([], {"version": self.version})
         yield info

@@ -156,7 +156,7 @@ class IngestPipeline:
                 logger.info("store writes succeed again after %d failures", self.store_failures)
             for device, n in res.duplicates.items():
                 self.validator.count_rejected(RejectReason.DUPLICATE, device, n)
-            self.validator.stats.accepted_total -= sum(res.duplicates.values())
+            self.validator.uncount_accepted(sum(res.duplicates.values()))
             return res.inserted, sum(res.duplicates.values())
 
     def _after_write(self, accepted: ReadingBatch, write_s: float) -> None:

@@ -18,6 +18,7 @@ second on one core.
 from __future__ import annotations
 
 import logging
+import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -130,6 +131,9 @@ class ReadingValidator:
         self.max_age_s = max_age_s
         self.stats = RejectionStats()
         self._last_good_t_s: dict[str, float] = {}
+        # counters are also bumped from the event loop (payloads that never decoded, store
+        # duplicates) and read by the exporter's HTTP thread, while a batch validates in a worker
+        self._lock = threading.Lock()
         self._last_counter: dict[tuple[str, int], tuple[float, float]] = {}
         self._failing: dict[tuple[str, RejectReason], bool] = {}
 
@@ -195,18 +199,19 @@ class ReadingValidator:
                 self._last_counter[key] = (t, v)
 
     def _account(self, batch: ReadingBatch, reasons: npt.NDArray[np.int8], accepted: ReadingBatch) -> None:
-        self.stats.accepted_total += len(accepted)
         bad = np.flatnonzero(reasons)
         newly_bad: Counter[tuple[RejectReason, str]] = Counter(
             (RejectReason(int(reasons[i])), str(batch.device_id[i])) for i in bad
         )
-        self.stats.rejected.update(newly_bad)
-        for reason, device in newly_bad:
-            if not self._failing.get((device, reason)):
-                self._failing[(device, reason)] = True
-                logger.warning("device_id=%s readings rejected: %s", device, reason)
-        if len(accepted):
-            self._note_good(accepted)
+        with self._lock:
+            self.stats.accepted_total += len(accepted)
+            self.stats.rejected.update(newly_bad)
+            for reason, device in newly_bad:
+                if not self._failing.get((device, reason)):
+                    self._failing[(device, reason)] = True
+                    logger.warning("device_id=%s readings rejected: %s", device, reason)
+            if len(accepted):
+                self._note_good(accepted)
 
     def _note_good(self, accepted: ReadingBatch) -> None:
         inverse, devices = pd.factorize(accepted.device_id)
@@ -224,15 +229,28 @@ class ReadingValidator:
 
     def count_rejected(self, reason: RejectReason, device_id: str = "", n: int = 1) -> None:
         """Count rejections found outside ``validate`` (undecodable payloads, store duplicates)."""
-        self.stats.rejected[(reason, device_id)] += n
-        if not self._failing.get((device_id, reason)):
-            self._failing[(device_id, reason)] = True
-            logger.warning("device_id=%s payloads rejected: %s", device_id or "?", reason)
+        with self._lock:
+            self.stats.rejected[(reason, device_id)] += n
+            if not self._failing.get((device_id, reason)):
+                self._failing[(device_id, reason)] = True
+                logger.warning("device_id=%s payloads rejected: %s", device_id or "?", reason)
+
+    def uncount_accepted(self, n: int) -> None:
+        """Take back acceptances that the store then found to be duplicates."""
+        with self._lock:
+            self.stats.accepted_total -= n
+
+    def snapshot(self) -> RejectionStats:
+        """A consistent copy of the counters (for exporters and reports)."""
+        with self._lock:
+            return RejectionStats(self.stats.accepted_total, Counter(self.stats.rejected))
 
     def last_good_t_s(self) -> Mapping[str, float]:
         """Time of the last accepted reading per device."""
-        return dict(self._last_good_t_s)
+        with self._lock:
+            return dict(self._last_good_t_s)
 
     def staleness_s(self, now_s: float) -> dict[str, float]:
         """Age of the last good reading per known device (``inf`` when never seen)."""
-        return {d: now_s - self._last_good_t_s.get(d, -np.inf) for d in self.known_device_ids}
+        last = self.last_good_t_s()
+        return {d: now_s - last.get(d, -np.inf) for d in self.known_device_ids}
