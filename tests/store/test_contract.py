@@ -85,8 +85,10 @@ def test_aggregate_by_tag(store: TimeSeriesStore) -> None:
     assert (by_app["web"].count, by_app["web"].device_count) == (200, 2)
     web = np.concatenate([_series("srv-1", 100, 6).value, _series("srv-2", 100, 7).value])
     assert by_app["web"].mean_value == pytest.approx(web.mean())
-    by_feed = {a.tag_value: a.device_count for a in store.aggregate_by_tag("power_w", "feed", T0_S, T0_S + 100)}
-    assert by_feed == {"A": 1, "B": 2}
+    by_feed = {a.tag_value: a for a in store.aggregate_by_tag("power_w", "feed", T0_S, T0_S + 100)}
+    assert {k: a.device_count for k, a in by_feed.items()} == {"A": 1, "B": 2}
+    feed_b_w = _series("srv-2", 100, 7).value.mean() + _series("srv-3", 100, 8).value.mean()
+    assert by_feed["B"].sum_of_device_means == pytest.approx(feed_b_w)
     with pytest.raises(StoreError):
         store.aggregate_by_tag("power_w", "no_such_tag", T0_S, T0_S + 1)
 

@@ -56,7 +56,11 @@ class Bucket:
 
 @dataclass(frozen=True, slots=True)
 class TagAggregate:
-    """A metric aggregated over every reading carrying one tag value (one app, one feed)."""
+    """A metric aggregated over every reading carrying one tag value (one app, one feed).
+
+    ``sum_of_device_means`` adds each device's mean: for ``power_w`` per ``feed`` it is the
+    feed's average total draw over the range, W.
+    """
 
     tag_value: str
     count: int
@@ -64,6 +68,7 @@ class TagAggregate:
     min_value: float
     mean_value: float
     max_value: float
+    sum_of_device_means: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -180,11 +180,15 @@ def tag_aggregates(run: Run, metric: str, tag: str, start_s: float, end_s: float
     if tag not in TAG_COLUMNS:
         raise StoreError(f"tag {tag!r} is not aggregatable; use one of {', '.join(TAG_COLUMNS)}")
     rows = run(
-        f"SELECT {tag}, count(*), count(DISTINCT device_id), min(value), avg(value), max(value) FROM readings"
-        f" WHERE metric = ? AND t_s >= ? AND t_s < ? AND {tag} IS NOT NULL GROUP BY 1 ORDER BY 1",
+        "SELECT tag, sum(n), count(*), min(lo), sum(total) / sum(n), max(hi), sum(total / n) FROM ("
+        f" SELECT {tag} AS tag, device_id, count(*) AS n, min(value) AS lo, max(value) AS hi, sum(value) AS total"
+        f" FROM readings WHERE metric = ? AND t_s >= ? AND t_s < ? AND {tag} IS NOT NULL GROUP BY 1, 2) q"
+        " GROUP BY 1 ORDER BY 1",
         (metric, start_s, end_s),
     )
-    return [TagAggregate(str(v), int(n), int(d), float(lo), float(m), float(hi)) for v, n, d, lo, m, hi in rows]
+    return [
+        TagAggregate(str(v), int(n), int(d), float(lo), float(m), float(hi), float(s)) for v, n, d, lo, m, hi, s in rows
+    ]
 
 
 def training_rows(run: Run, start_s: float, end_s: float, metrics: Sequence[str] | None) -> ReadingBatch:
