@@ -12,7 +12,10 @@ How the state gets filled (all arrays are in :class:`~wattwise.decide.index.Site
   ``inlet_temp_c``. Missing readings fall back to safe defaults (server at peak power,
   feed available, ATS on its preferred source, battery full, service at full level).
 * **The twin** already holds the same quantities as arrays in site order and builds
-  ``PowerState(index=..., server_power_w=..., ...)`` directly, without any id lookup.
+  ``PowerState(index=..., server_power_w=..., ...)`` directly, without any id lookup
+  (``tests/decide/twin_adapter.py`` is the reference adapter: it converts the twin's server
+  DC power to AC input with the bus's PSU input/output ratio, and reports a PSU behind a
+  switched-off outlet as available, since that is a choice, not a fault).
 
 Forecasts come from ``predict/`` but a policy accepts any :class:`SiteForecast`: a point
 value and an upper bound per server (W), failure probabilities per PSU / server / racklet

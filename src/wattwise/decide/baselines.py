@@ -121,6 +121,15 @@ class ReactiveThresholdPolicy:
     Args:
         high_frac: Load fraction of capacity that triggers shedding.
         charge_frac: Battery charge under which shedding starts on battery.
+
+    >>> from wattwise.model.generate import SiteSpec, generate_site
+    >>> from wattwise.decide.index import SiteIndex
+    >>> ix = SiteIndex.from_site(generate_site(SiteSpec(servers=20, servers_per_rack=10, services=8, seed=1)))
+    >>> low = PowerState(index=ix, server_power_w=ix.server_idle_w, feed_available=[False] * 4,
+    ...                  ups_charge_frac=[0.4, 0.4])
+    >>> d = ReactiveThresholdPolicy().decide(low, SiteForecast())
+    >>> d.reasons, {ix.service_rank[ix.service_ids.index(a.target_id)] for a in d.actions}
+    (('shed tier 3',), {np.int64(3)})
     """
 
     name = "reactive_threshold"
@@ -153,8 +162,17 @@ class ReactiveThresholdPolicy:
 class SeedGreedyPolicy:
     """The seed-002 ``allocatePower`` as written (see the module docstring for its flaws).
 
-    Priority numbers: critical 4, high 3, medium 2, low 1; demand is the service's present
+    Priority numbers: critical 4, high 3, medium 2, low 1; demand is the service's full
     power; the runtime is the UPS's usable energy over its present load.
+
+    >>> from wattwise.model.generate import SiteSpec, generate_site
+    >>> from wattwise.decide.index import SiteIndex
+    >>> ix = SiteIndex.from_site(generate_site(SiteSpec(servers=20, servers_per_rack=10, services=8, seed=1)))
+    >>> low = PowerState(index=ix, server_power_w=ix.server_peak_w, feed_available=[False] * 4,
+    ...                  ups_charge_frac=[0.21, 0.21])
+    >>> d = SeedGreedyPolicy().decide(low, SiteForecast())
+    >>> d.reasons[0].startswith("budget"), d.actions  # W·s budget dwarfs W demand: sheds nothing
+    (True, ())
     """
 
     name = "seed_greedy"
@@ -188,7 +206,11 @@ class SeedGreedyPolicy:
 
 
 class NoMigrationPolicy:
-    """Never migrates (the do-nothing baseline)."""
+    """Never migrates (the do-nothing baseline).
+
+    >>> NoMigrationPolicy().name
+    'no_migration'
+    """
 
     name = "no_migration"
 
@@ -198,7 +220,18 @@ class NoMigrationPolicy:
 
 
 class EqualLoadSharingPolicy:
-    """Every live PSU of a bus carries an equal share (what most PSUs do by default)."""
+    """Every live PSU of a bus carries an equal share (what most PSUs do by default).
+
+    Args:
+        min_change_w: Set-point changes smaller than this are not sent, W.
+
+    >>> from wattwise.model.generate import SiteSpec, generate_site
+    >>> from wattwise.decide.index import SiteIndex
+    >>> ix = SiteIndex.from_site(generate_site(SiteSpec(servers=2, servers_per_rack=2, seed=1)))
+    >>> st = PowerState(index=ix, server_power_w=ix.server_idle_w, psu_share_frac=[1.0, 0.0, 1.0, 0.0])
+    >>> len(EqualLoadSharingPolicy().decide(st, SiteForecast()).actions)
+    4
+    """
 
     name = "equal_load_sharing"
 

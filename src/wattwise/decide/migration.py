@@ -399,6 +399,15 @@ class RebalancePolicy(PredictiveMigrationPolicy):
         period_s: How often the controller should call it, s.
         high_frac: Utilisation above which a limit gives load away.
         max_migrations: Migration budget per call.
+
+    >>> import dataclasses, numpy as np
+    >>> from wattwise.model.generate import SiteSpec, generate_site
+    >>> ix = SiteIndex.from_site(generate_site(SiteSpec(servers=60, servers_per_rack=20, seed=2)))
+    >>> ix = dataclasses.replace(ix, rack_cooling_capacity_w=np.full(len(ix.rack_ids), 5000.0))
+    >>> hot = np.where(ix.server_rack == 2, ix.server_peak_w, ix.server_idle_w)  # rack r00003 runs hot
+    >>> d = RebalancePolicy().decide(PowerState(index=ix, server_power_w=hot), SiteForecast())
+    >>> d.reasons, {ix.rack_ids[ix.server_rack[ix.server_ids.index(a.source_id)]] for a in d.actions}
+    (('10 migrations, 0 caps (budget 10)',), {'r00003'})
     """
 
     name = "rack_rebalance"
