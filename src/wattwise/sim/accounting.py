@@ -8,6 +8,7 @@ import numpy as np
 import numpy.typing as npt
 
 from wattwise.sim import work
+from wattwise.sim.state import any_
 
 if TYPE_CHECKING:
     from wattwise.sim.twin import Twin
@@ -60,17 +61,17 @@ class StepAccounting:
         t.dependency_violation_s += dep_viol * dt
         t.priority_inversion_s += inversion * dt
         over = ch.phase_w > self._phase_limit_w
-        if over.any():
+        if any_(over):
             t.phase_overload_s += over.ravel() * dt
         feed_w = ch.node_load_w[: tw.ix.n_feed]
-        t.feed_overload_s += dt * float((feed_w > tw.feed_capacity_w).any())
+        t.feed_overload_s += dt * float(any_(feed_w > tw.feed_capacity_w))
         t.ups_overload_s += dt * float(np.count_nonzero(ch.ups_output_w > ch.ups_capacity_w))
         t.energy_in_j += float(feed_w.sum()) * dt
         t.energy_it_j += tw.it_power_w * dt
         t.energy_loss_psu_j += tw.loss_psu_w * dt
         t.energy_loss_ups_j += tw.loss_ups_w * dt
         t.battery_discharged_j += float(ch.ups_battery_w.sum()) * dt
-        if len(ch.ups_energy_wh) and ch.ups_on_battery.any():
+        if any_(ch.ups_on_battery):
             full = np.maximum(ch.ups_battery_wh * ch.ups_soh_frac, 1e-9)
             t.battery_min_charge_frac = min(t.battery_min_charge_frac, float((ch.ups_energy_wh / full).min()))
         t.energy_cost += float(feed_w @ ch.price_per_kwh) * dt / 3.6e6

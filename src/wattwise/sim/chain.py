@@ -29,7 +29,7 @@ import numpy.typing as npt
 from wattwise.model.graph import SiteGraph
 from wattwise.sim.curves import efficiency_at
 from wattwise.sim.params import TwinParams
-from wattwise.sim.state import ChainState
+from wattwise.sim.state import ChainState, all_, any_, clip_
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -87,7 +87,7 @@ def _update_ats(ch: ChainState, ix: ChainIndex, feed_ok: BoolArray, dt_s: float,
     if ix.n_ats == 0:
         return events
     settled = (ch.ats_active == ix.preferred) & (ch.ats_requested < 0) & feed_ok[ch.ats_active]
-    if settled.all():
+    if all_(settled):
         ch.ats_return_s[:] = 0.0
         return events
     ok = np.zeros(ix.n_feed + ix.n_ats, dtype=bool)
@@ -123,7 +123,7 @@ def _update_generators(ch: ChainState, ix: ChainIndex, dt_s: float, p: TwinParam
     """Start generators that an ATS needs; stop them when none does."""
     events: list[str] = []
     grid_ok = ch.feed_available & ~ch.feed_tripped & ~ch.feed_is_generator
-    if (grid_ok | ch.feed_is_generator).all() and not ch.gen_running.any() and np.isinf(ch.gen_start_left_s).all():
+    if all_(grid_ok | ch.feed_is_generator) and not any_(ch.gen_running) and all_(np.isinf(ch.gen_start_left_s)):
         return events  # every grid feed is up and no generator is running: nothing to decide
     needed = np.zeros(ix.n_feed, dtype=bool)
     for a in range(ix.n_ats):
@@ -202,7 +202,9 @@ def ups_step(ch: ChainState, output_w: FloatArray, dark: FloatArray, dt_s: float
     ch.ups_input_w = np.where(live, grid_share + charge_w, 0.0)
     peukert = np.maximum(battery_w / ch.ups_capacity_w, 0.05) ** (p.peukert_exponent - 1.0)
     drained_wh = battery_w * peukert * dt_s / 3600.0
-    ch.ups_energy_wh = np.clip(ch.ups_energy_wh - drained_wh + 0.9 * charge_w * dt_s / 3600.0, 0.0, full_wh)
+    ch.ups_energy_wh = np.minimum(
+        np.maximum(ch.ups_energy_wh - drained_wh + 0.9 * charge_w * dt_s / 3600.0, 0.0), full_wh
+    )
     ch.ups_soh_frac = np.maximum(
         0.0, ch.ups_soh_frac - p.ups_soh_loss_per_full_cycle_frac * drained_wh / ch.ups_battery_wh
     )
@@ -214,7 +216,7 @@ def ups_step(ch: ChainState, output_w: FloatArray, dark: FloatArray, dt_s: float
     ch.ups_battery_w = battery_w
     ratio = load
     heat = ch.ups_heat + dt_s * np.where(ratio > 1.0, ratio**2 - 1.0, -0.5) / p.ups_overload_k_s
-    ch.ups_heat = np.clip(heat, 0.0, 1.0)
+    ch.ups_heat = clip_(heat, 0.0, 1.0)
     ch.ups_bypass = (ch.ups_bypass & (ch.ups_heat > 0)) | (ch.ups_heat >= 1.0) | (ratio > 1.5)
 
 
@@ -251,7 +253,7 @@ def upstream_loads(ch: ChainState, ix: ChainIndex, pdu_w: FloatArray) -> FloatAr
 def _i2t(heat: FloatArray, ratio: FloatArray, dt_s: float, k_s: float, pickup: float) -> FloatArray:
     """Advance a thermal trip accumulator (1.0 = trip); it cools with time constant ``k_s``."""
     warm = np.where(ratio > pickup, (ratio**2 - 1.0) / k_s * dt_s, -heat * dt_s / k_s)
-    return np.asarray(np.clip(heat + warm, 0.0, 1.0), dtype=np.float64)
+    return clip_(heat + warm, 0.0, 1.0)
 
 
 def protect(ch: ChainState, feed_cap_w: FloatArray, dt_s: float, p: TwinParams) -> tuple[BoolArray, BoolArray]:

@@ -97,7 +97,7 @@ def server_curve_w(idle_w: float, peak_w: float, model: str, power_curve_w: tupl
 
 def interp_rows(curves: FloatArray, u_frac: FloatArray) -> FloatArray:
     """Piecewise-linear value of each row's 11-point curve at its own load ``u_frac`` (0–1)."""
-    x = np.clip(u_frac, 0.0, 1.0) * 10.0
+    x = np.minimum(np.maximum(u_frac, 0.0), 1.0) * 10.0
     lo = np.minimum(x.astype(np.int64), 9)
     flat = curves.ravel()
     at = np.arange(0, curves.size, curves.shape[1] if curves.ndim == 2 else 11) + lo
@@ -139,7 +139,7 @@ def psu_curve_table(names: list[str]) -> tuple[FloatArray, FloatArray]:
 
 def efficiency_at(table: FloatArray, kind: npt.NDArray[np.int64], load_frac: FloatArray) -> FloatArray:
     """Efficiency of each unit of curve ``kind`` at ``load_frac`` from a 201-point table (0–1)."""
-    x = np.clip(load_frac, 0.0, 1.0) * 200.0
+    x = np.minimum(np.maximum(load_frac, 0.0), 1.0) * 200.0
     lo = np.minimum(x.astype(np.int64), 199)
     at = kind * table.shape[1] + lo
     flat = table.ravel()

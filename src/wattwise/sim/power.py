@@ -20,7 +20,7 @@ import numpy.typing as npt
 
 from wattwise.sim.curves import PSU_STANDBY_LOSS_FRAC, efficiency_fine, interp_rows
 from wattwise.sim.params import TwinParams
-from wattwise.sim.state import PsuState, ServerState
+from wattwise.sim.state import PsuState, ServerState, any_
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -85,7 +85,7 @@ def psu_input(psu: PsuState, dt_s: float, p: TwinParams) -> int:
     """Efficiency, input power, degradation and protection of every PSU; returns new OCP trips."""
     load = psu.output_w / psu.rating_w
     eff = efficiency_fine(psu.eff_fine, psu.eff_offset, load)
-    degrading = bool(psu.degrade_rate_per_s.any()) or bool(psu.degradation_frac.any())
+    degrading = any_(psu.degrade_rate_per_s) or any_(psu.degradation_frac)
     if degrading:
         eff = np.maximum(eff - DEGRADED_EFFICIENCY_LOSS_FRAC * psu.degradation_frac, 0.3)
     psu.efficiency_frac = eff
@@ -96,7 +96,7 @@ def psu_input(psu: PsuState, dt_s: float, p: TwinParams) -> int:
         )
         psu.failed |= psu.degradation_frac >= 1.0
     new_ocp = psu.output_w > p.psu_ocp_frac * psu.rating_w
-    if not new_ocp.any():
+    if not any_(new_ocp):
         return 0
     new_ocp &= psu.alive & ~psu.ocp_tripped
     psu.ocp_tripped |= new_ocp

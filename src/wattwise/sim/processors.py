@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from wattwise.sim.params import TwinParams
-from wattwise.sim.state import ServerState, WorkState
+from wattwise.sim.state import ServerState, WorkState, any_, clip_
 
 FloatArray = npt.NDArray[np.float64]
 MODES = {"none": 0, "jitter": 1, "pause": 2, "gray": 3}
@@ -56,7 +56,7 @@ def processors_step(
     alive = host & ~ws.ep_failed
     load = np.bincount(ws.part_owner, weights=ws.part_rate, minlength=n)
     util = srv.util_frac[ws.ep_server]
-    any_mode = bool(ws.ep_mode.any())
+    any_mode = any_(ws.ep_mode)
     if not any_mode:
         # Healthy fast path: no injected instability anywhere.
         capacity = np.where(alive, p.processor_capacity_frac, 0.0)
@@ -75,13 +75,13 @@ def processors_step(
         period = ws.ep_period_s * (1.0 + jitter)
     with np.errstate(divide="ignore"):
         drain = np.where(capacity > 0, 1.0 - capacity / np.maximum(load, 1e-12), 1.0)
-    ws.ep_lag_s = np.where(load <= 0, 0.0, np.clip(ws.ep_lag_s + dt_s * drain, 0.0, 1e6))
+    ws.ep_lag_s = np.where(load <= 0, 0.0, clip_(ws.ep_lag_s + dt_s * drain, 0.0, 1e6))
     beat = alive & ~pausing & (t_s - ws.ep_last_hb_s >= period)
     ws.ep_last_hb_s = np.where(beat, t_s, ws.ep_last_hb_s)
     ws.ep_gap_s = t_s - ws.ep_last_hb_s
-    ws.ep_cpu_frac = np.where(alive, np.clip(np.maximum(util, load) + 0.5 * sev * shape[:, 0], 0.0, 1.0), 0.0)
-    ws.ep_mem_frac = np.where(alive, np.clip(0.3 + 0.6 * np.maximum(sev * shape[:, 1], 0.0), 0.0, 1.0), 0.0)
-    ws.ep_net_bps = np.where(alive, NET_FULL_BPS * np.clip(load * (1 - 0.5 * sev) + 0.2 * shape[:, 2], 0.0, 1.0), 0.0)
+    ws.ep_cpu_frac = np.where(alive, clip_(np.maximum(util, load) + 0.5 * sev * shape[:, 0], 0.0, 1.0), 0.0)
+    ws.ep_mem_frac = np.where(alive, clip_(0.3 + 0.6 * np.maximum(sev * shape[:, 1], 0.0), 0.0, 1.0), 0.0)
+    ws.ep_net_bps = np.where(alive, NET_FULL_BPS * clip_(load * (1 - 0.5 * sev) + 0.2 * shape[:, 2], 0.0, 1.0), 0.0)
     bad = (ws.ep_lag_s > ws.ep_sla_s) | ~alive
     violating = float(np.count_nonzero(bad[ws.part_owner])) * dt_s
     if not any_mode:

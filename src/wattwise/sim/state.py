@@ -27,6 +27,21 @@ def wsum(index: IntArray, weights: npt.NDArray[np.generic], n: int) -> FloatArra
     return np.asarray(np.bincount(index, weights=weights, minlength=n), dtype=np.float64)
 
 
+def any_(a: npt.NDArray[np.generic]) -> bool:
+    """``a.any()`` without NumPy's Python-level wrapper (called many times per step)."""
+    return bool(np.count_nonzero(a))
+
+
+def all_(a: npt.NDArray[np.generic]) -> bool:
+    """``a.all()`` without NumPy's Python-level wrapper."""
+    return bool(np.count_nonzero(a) == a.size)
+
+
+def clip_(a: npt.ArrayLike, lo: float, hi: float) -> FloatArray:
+    """``np.clip`` for scalar bounds through two ufuncs (faster on small arrays)."""
+    return np.asarray(np.minimum(np.maximum(a, lo), hi), dtype=np.float64)
+
+
 def _f(n: int, value: float = 0.0) -> FloatArray:
     return np.full(n, value, dtype=np.float64)
 

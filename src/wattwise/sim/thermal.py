@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from wattwise.sim.params import TwinParams
-from wattwise.sim.state import CoolingState, ServerState, wsum
+from wattwise.sim.state import CoolingState, ServerState, any_, wsum
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -71,7 +71,7 @@ def thermal_step(c: CoolingState, srv: ServerState, dt_s: float, p: TwinParams) 
     srv.thermal_throttled = (inlet > srv.max_inlet_c) | (srv.thermal_throttled & (inlet > srv.max_inlet_c - 1.0))
     new_trip = srv.powered & ~srv.thermal_tripped & (inlet > trip_c)
     srv.thermal_tripped = (srv.thermal_tripped | new_trip) & ~(inlet < srv.max_inlet_c - 5.0)
-    c.any_thermal = bool(srv.thermal_throttled.any() or srv.thermal_tripped.any())
+    c.any_thermal = any_(srv.thermal_throttled) or any_(srv.thermal_tripped)
     return int(new_trip.sum()), _leaks(c, srv, dt_s, p)
 
 
@@ -90,7 +90,7 @@ def _server_trip_c(c: CoolingState, srv: ServerState, p: TwinParams) -> FloatArr
 
 def _leaks(c: CoolingState, srv: ServerState, dt_s: float, p: TwinParams) -> int:
     """Count leak time; force racklet servers off when a leak stays un-isolated too long."""
-    if not c.rl_leak.any() and not srv.leak_tripped.any():
+    if not any_(c.rl_leak) and not any_(srv.leak_tripped):
         return 0
     c.rl_leak_s = np.where(c.rl_leak & ~c.rl_isolated, c.rl_leak_s + dt_s, c.rl_leak_s)
     forced = c.rl_leak & (c.rl_leak_s >= p.leak_grace_s)

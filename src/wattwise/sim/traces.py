@@ -124,7 +124,7 @@ class TraceCursor:
         x = t_s / TRACE_STEP_S
         slot = np.floor(x).astype(np.int64)
         stale = slot != self._slot
-        if stale.any():
+        if np.count_nonzero(stale):
             idx = np.flatnonzero(stale)
             lo = slot[idx] % TRACE_SLOTS
             r = rows[idx]

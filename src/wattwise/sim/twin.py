@@ -29,7 +29,7 @@ from wattwise.sim.accounting import StepAccounting
 from wattwise.sim.outcome import TIERS, Outcome, Tally, Timeline
 from wattwise.sim.params import TwinParams
 from wattwise.sim.snapshot import TwinSnapshot, take_snapshot
-from wattwise.sim.state import build_chain, build_cooling, build_psus, build_servers, build_work, wsum
+from wattwise.sim.state import all_, any_, build_chain, build_cooling, build_psus, build_servers, build_work, wsum
 from wattwise.sim.traces import TraceCursor, smd_shapes, trace_bank
 
 logger = logging.getLogger(__name__)
@@ -187,10 +187,10 @@ class Twin:
             srv.powered = now
             self._topo_key = key
             self._share = None
-            self._all_up = bool(now.all())
+            self._all_up = all_(now)
         if self._booting:
             srv.boot_left_s = np.maximum(srv.boot_left_s - dt, 0.0)
-        booting = bool(srv.boot_left_s.any())
+        booting = any_(srv.boot_left_s)
         ended = self._booting and not booting
         self._booting = booting
         return changed or ended or booting
@@ -201,14 +201,14 @@ class Twin:
         disrupted = 0
         if changed or self._dirty or self._restarting:
             disrupted = work.update_running(ws, srv, dt, self.params)
-            self._restarting = bool(ws.wl_restart_left_s.any())
+            self._restarting = any_(ws.wl_restart_left_s)
             self._svc = work.service_status(ws)
             self._wl_scale = ws.wl_cpu_frac * ws.wl_surge * ws.svc_throttle_frac[ws.wl_service]
             self._constrained = bool(np.isfinite(srv.cap_w).any() or (srv.throttle_frac < 1.0).any())
         done, gib, aborted = (0, 0.0, 0)
         if self._migrating or self._dirty:
             done, gib, aborted = work.step_migrations(ws, srv, dt)
-            self._migrating = bool((ws.wl_mig_dest >= 0).any())
+            self._migrating = any_(ws.wl_mig_dest >= 0)
         return disrupted, done, gib, aborted
 
     def _advance(self, dt: float, account: bool) -> None:
@@ -230,7 +230,7 @@ class Twin:
         new_phase, new_feed = chain.protect(ch, self.feed_capacity_w, dt, p)
         self._reset_breakers(dt)
         thermal_trips, leak_trips = thermal.thermal_step(self.cool, srv, dt, p)
-        self._constrained |= bool(thermal_trips) or bool(srv.thermal_throttled.any())
+        self._constrained |= bool(thermal_trips) or any_(srv.thermal_throttled)
         sla_s, ep_fail = processors.processors_step(ws, srv, self.shapes, self.t_s, dt, self.rng, p)
         # Placement changed by a finished migration: re-evaluate running workloads next step.
         self._dirty = bool(done or aborted)
@@ -335,7 +335,7 @@ class Twin:
     def _reset_breakers(self, dt: float) -> None:
         self.phase_trip_age_s = np.where(self.ch.phase_tripped, self.phase_trip_age_s + dt, 0.0)
         reset = self.phase_trip_age_s >= BREAKER_RESET_S
-        if reset.any():
+        if any_(reset):
             self.ch.phase_tripped &= ~reset
             self.ch.phase_heat[reset] = 0.0
             self._event(f"{int(reset.sum())} breaker(s) reset by technician")
