@@ -16,6 +16,8 @@ inrush stays under ``inrush_step_w``, one step per ``restore_stagger_s``
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import numpy.typing as npt
 
@@ -24,6 +26,8 @@ from wattwise.decide.allocation_milp import solve_milp
 from wattwise.decide.allocation_problem import OFF, AllocationProblem, build_problem
 from wattwise.decide.base import PowerState, SiteForecast
 from wattwise.model.values import Action, ActionKind, Decision, DecisionStatus
+
+logger = logging.getLogger(__name__)
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -151,6 +155,7 @@ class MilpAllocationPolicy(GreedyAllocationPolicy):
         greedy, _ = super().plan(problem, state)
         res = solve_milp(problem, time_limit_s=self.time_limit_s, mip_rel_gap=self.mip_rel_gap)
         if res.level_idx is None:
+            logger.debug("MILP gave no plan (%s); greedy fallback", res.message.strip())
             return greedy, [f"MILP gave no plan ({res.message.strip()}); greedy fallback used"]
         if problem.violations(res.level_idx) or problem.value(res.level_idx) < problem.value(greedy) - 1e-9:
             return greedy, [f"MILP plan not better than greedy (status {res.status}); greedy fallback used"]

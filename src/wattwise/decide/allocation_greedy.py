@@ -14,10 +14,14 @@ value goes first. The shortest prefix of moves that covers every row's excess is
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import numpy.typing as npt
 
 from wattwise.decide.allocation_problem import OFF, TIER_WEIGHT, TOL_W, AllocationProblem
+
+logger = logging.getLogger(__name__)
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]

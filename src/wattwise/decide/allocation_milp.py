@@ -13,6 +13,7 @@ Objective: maximise the tier-weighted sum of levels (the greedy's objective).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +22,8 @@ import scipy.sparse as sp
 from scipy.optimize import Bounds, LinearConstraint, milp
 
 from wattwise.decide.allocation_problem import OFF, TIER_WEIGHT, AllocationProblem
+
+logger = logging.getLogger(__name__)
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]

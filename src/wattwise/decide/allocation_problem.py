@@ -25,6 +25,7 @@ tier ``t`` is below full, every service of a less important inherited tier is of
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -33,6 +34,8 @@ import scipy.sparse as sp
 
 from wattwise.decide.base import PowerState, SiteForecast
 from wattwise.decide.chain import LiveChain, live_chain
+
+logger = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]

@@ -24,6 +24,7 @@ module, optionally per upstream node; planners use the upper bound.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeVar
@@ -33,6 +34,8 @@ import numpy.typing as npt
 
 from wattwise.decide.index import SiteIndex
 from wattwise.model.values import Decision
+
+logger = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]

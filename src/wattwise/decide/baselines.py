@@ -17,6 +17,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import numpy.typing as npt
 
@@ -25,6 +27,8 @@ from wattwise.decide.base import PowerState, SiteForecast
 from wattwise.decide.chain import live_chain
 from wattwise.decide.load_sharing import bus_inputs, current_output_w, equal_share_output_w
 from wattwise.model.values import Action, ActionKind, Decision, DecisionStatus
+
+logger = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]

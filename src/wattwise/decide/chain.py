@@ -15,6 +15,7 @@ phase. :func:`live_chain` resolves, for one :class:`~wattwise.decide.base.PowerS
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +24,8 @@ import scipy.sparse as sp
 
 from wattwise.decide.base import PowerState
 from wattwise.decide.index import KIND_ATS, KIND_UPS, SiteIndex
+
+logger = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]

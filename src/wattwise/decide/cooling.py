@@ -17,12 +17,16 @@ where given). The policy:
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import numpy.typing as npt
 
 from wattwise.decide.base import PowerState, SiteForecast
 from wattwise.decide.migration import PredictiveMigrationPolicy
 from wattwise.model.values import Action, ActionKind, Decision, DecisionStatus
+
+logger = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]

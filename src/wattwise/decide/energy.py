@@ -14,6 +14,8 @@ site cannot carry every service at full level (power event, overload).
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import numpy.typing as npt
 
@@ -21,6 +23,8 @@ from wattwise.decide.allocation_problem import build_problem
 from wattwise.decide.base import PowerState, SiteForecast
 from wattwise.decide.index import SiteIndex
 from wattwise.model.values import Action, ActionKind, Decision, DecisionStatus
+
+logger = logging.getLogger(__name__)
 
 BoolArray = npt.NDArray[np.bool_]
 FloatArray = npt.NDArray[np.float64]

@@ -16,6 +16,7 @@ network congestion (shifting costs more when the cluster is busy). Both are clip
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -23,6 +24,8 @@ import numpy.typing as npt
 
 from wattwise.decide.base import SiteForecast
 from wattwise.model.values import Action, ActionKind, Decision, DecisionStatus
+
+logger = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]

@@ -12,6 +12,7 @@ is how the property tests generate thousands of small random sites per second.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,8 @@ import numpy.typing as npt
 
 from wattwise.model.graph import SiteGraph
 from wattwise.model.site import Site
+
+logger = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]

@@ -22,6 +22,7 @@ Bus load is the DC output: the bus's servers' AC power × ``nominal_efficiency_f
 
 from __future__ import annotations
 
+import logging
 from itertools import combinations
 
 import numpy as np
@@ -30,6 +31,8 @@ import numpy.typing as npt
 from wattwise.decide.base import EfficiencyCurves, PowerState, SiteForecast
 from wattwise.decide.chain import live_chain
 from wattwise.model.values import Action, ActionKind, Decision, DecisionStatus
+
+logger = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]

@@ -25,6 +25,7 @@ policy then, within ``max_migrations`` per call (the per-period budget):
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,6 +36,8 @@ from wattwise.decide.base import PowerState, SiteForecast
 from wattwise.decide.chain import live_chain
 from wattwise.decide.index import SiteIndex
 from wattwise.model.values import Action, ActionKind, Decision, DecisionStatus
+
+logger = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
