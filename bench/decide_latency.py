@@ -66,7 +66,7 @@ def event_state(ix: SiteIndex, rng: np.random.Generator) -> PowerState:
         index=ix,
         server_power_w=ix.server_idle_w + util * (ix.server_peak_w - ix.server_idle_w),
         feed_available=np.zeros(n_feed, dtype=bool),
-        ups_charge_frac=rng.uniform(0.22, 0.6, len(ix.ups_node)),
+        ups_charge_frac=np.clip(rng.uniform(0.22, 0.6) + rng.normal(0.0, 0.02, len(ix.ups_node)), 0.0, 1.0),
     )
 
 
@@ -232,7 +232,8 @@ def write_report(rows: list[dict[str, object]], ls: list[dict[str, float]], src:
         "",
         "## Power-event allocation latency (full `decide()`: live chain, problem, solve, ordered actions)",
         "",
-        "States: every utility and generator lost, batteries at 22–60 % charge (low-battery mark 20 %), "
+        "States: every utility and generator lost, batteries at one charge level per state drawn from 22–60 % "
+        "(± 2 % per UPS; low-battery mark 20 %), "
         "servers at 20–90 % utilisation; services = servers / 5. MILP = HiGHS via SciPy with a "
         f"{args.milp_limit_s} s budget and the greedy plan as floor/fallback.",
         "",
