@@ -97,7 +97,8 @@ def plot_band(series: Series, res: SeriesResult, model: str, lead_s: float, path
     j = int(np.flatnonzero(np.isclose(p.lead_s, lead_s))[0])
     t_target = p.origin_t_s + lead_s
     end = res.split.test_start_s + days * DAY_S
-    keep = (t_target >= res.split.test_start_s) & (t_target <= end)
+    scored = np.isin(t_target, res.scores[model][lead_s].target_t_s)  # hide targets inside data gaps
+    keep = (t_target >= res.split.test_start_s) & (t_target <= end) & scored
     act = (series.t_s >= res.split.test_start_s) & (series.t_s <= end)
     x0 = res.split.test_start_s
     fig, ax = plt.subplots(figsize=(11, 4))

@@ -125,3 +125,14 @@ def test_predict_after_update_equals_predict_paths_at_the_last_origin(
     paths = f.predict_paths(series, series.t_s[-1:], H_S)
     np.testing.assert_allclose(fc.point, paths.point[0], rtol=1e-9)
     np.testing.assert_allclose(fc.upper, paths.upper[0], rtol=1e-9)
+
+
+def test_lstm_extra_is_installed_where_ci_runs() -> None:
+    from tests.conftest import need
+
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    need(torch is not None, "torch (the `ml` extra) is not installed: the LSTM is not tested")
+    assert "lstm" in FACTORIES
