@@ -20,6 +20,7 @@ from wattwise.model.values import Action, ActionKind
 _DROPS_SERVICE = {ActionKind.SERVICE_SHED, ActionKind.WORKLOAD_STOP}
 _DROPS_SERVER = {ActionKind.OUTLET_OFF, ActionKind.NODE_DRAIN}
 _ADDS_LOAD = {ActionKind.SERVICE_RESTORE, ActionKind.WORKLOAD_START, ActionKind.OUTLET_ON}
+_LEVELS = {ActionKind.THROTTLE, ActionKind.POWER_CAP}
 _OPPOSITE = {
     ActionKind.SERVICE_SHED: ActionKind.SERVICE_RESTORE,
     ActionKind.SERVICE_RESTORE: ActionKind.SERVICE_SHED,
@@ -160,7 +161,9 @@ class LimitInterlock:
 class FlapInterlock:
     """Minimum dwell between opposite actions on one target, and rate limits.
 
-    Shedding during a power event bypasses the dwell: safety beats smoothness.
+    Opposite means undoing: off after on, restore after shed, and raising a throttle level
+    (or a power cap) soon after lowering it. Lowering power during a power event bypasses
+    the dwell and the per-device rate: safety beats smoothness.
     """
 
     def __init__(self, min_dwell_s: float = 60.0, per_device_per_min: int = 6, per_site_per_min: int = 2000) -> None:
@@ -168,18 +171,28 @@ class FlapInterlock:
         self.per_device_per_min = per_device_per_min
         self.per_site_per_min = per_site_per_min
         self._last: dict[str, tuple[ActionKind, float]] = {}
+        self._level: dict[str, tuple[float, float]] = {}
+        self._current: dict[str, float] = {}
         self._device_times: dict[str, deque[float]] = defaultdict(deque)
         self._site_times: deque[float] = deque()
 
     def check(self, action: Action, ctx: InterlockContext) -> str | None:
         """Refuse a flap or a rate-limit breach."""
         last = self._last.get(action.target_id)
-        emergency = ctx.power_event and action.kind in _DROPS_SERVICE
+        emergency = ctx.power_event and (action.kind in _DROPS_SERVICE or self._lowers(action))
         if last is not None and not emergency:
             kind, t_s = last
             if _OPPOSITE.get(kind) is action.kind and ctx.t_s - t_s < self.min_dwell_s:
                 ago_s = ctx.t_s - t_s
                 return f"flap: {kind} on {action.target_id} {ago_s:.0f} s ago (min dwell {self.min_dwell_s:.0f} s)"
+        level = self._level.get(action.target_id)
+        if level is not None and action.value is not None and action.kind in _LEVELS and not emergency:
+            lowered_s, lowered_to = level
+            if action.value > lowered_to and ctx.t_s - lowered_s < self.min_dwell_s:
+                return (
+                    f"flap: {action.target_id} lowered to {lowered_to:g} {ctx.t_s - lowered_s:.0f} s ago"
+                    f" (min dwell {self.min_dwell_s:.0f} s before raising)"
+                )
         times = self._device_times[action.target_id]
         while times and ctx.t_s - times[0] >= 60.0:
             times.popleft()
@@ -191,8 +204,19 @@ class FlapInterlock:
             return f"rate limit: {len(self._site_times)} actions on the site in the last minute"
         return None
 
+    def _lowers(self, action: Action) -> bool:
+        if action.kind not in _LEVELS or action.value is None:
+            return False
+        current = self._current.get(action.target_id, float("inf"))
+        previous = action.previous_value if action.previous_value is not None else current
+        return action.value < previous
+
     def record(self, action: Action, ctx: InterlockContext) -> None:
-        """Remember when the target was last acted on."""
+        """Remember when the target was last acted on (and when its level was last lowered)."""
+        if self._lowers(action) and action.value is not None:
+            self._level[action.target_id] = (ctx.t_s, action.value)
+        if action.kind in _LEVELS and action.value is not None:
+            self._current[action.target_id] = action.value
         self._last[action.target_id] = (action.kind, ctx.t_s)
         self._device_times[action.target_id].append(ctx.t_s)
         self._site_times.append(ctx.t_s)
@@ -216,12 +240,24 @@ class DependencyOrderInterlock:
                 out[d].add(s.id)
         return {k: frozenset(v) for k, v in out.items()}
 
+    @cached_property
+    def _service_host_outlets(self) -> dict[str, dict[str, tuple[str, ...]]]:
+        """Service → its hosts → the outlets feeding each host."""
+        out: dict[str, dict[str, tuple[str, ...]]] = defaultdict(dict)
+        for w in self.graph.site.workloads:
+            out[w.service][w.server] = tuple(path[1] for path in self.graph.power_path(w.server))
+        return out
+
     def check(self, action: Action, ctx: InterlockContext) -> str | None:
         """Refuse out-of-order restores and sheds."""
         if action.kind is ActionKind.SERVICE_RESTORE and action.target_id in self.graph.services:
             down = sorted(set(self.graph.services[action.target_id].depends_on) & ctx.services_down)
             if down:
                 return f"held: dependency {', '.join(down)} still shed (restores go in dependency order)"
+            hosts = self._service_host_outlets.get(action.target_id, {})
+            dark = sorted(h for h, outlets in hosts.items() if outlets and all(o in ctx.outlets_off for o in outlets))
+            if dark:
+                return f"held: host {', '.join(dark[:5])} still powered off (outlets go on before restores)"
         if action.kind is ActionKind.SERVICE_SHED:
             running = sorted(self._direct_dependants.get(action.target_id, frozenset()) - ctx.services_down)
             if running:
