@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import pytest
 from tests.api.conftest import DEMO_SITE
+from tests.api.test_live_backend import make_live
 
 from wattwise.api.base import ApiBackend
 from wattwise.api.schemas import Actor, ControllerStatus, Event, Headroom, Role, SiteView
@@ -21,6 +22,7 @@ OPS = Actor(name="contract-op", role=Role.OPERATOR)
 BACKENDS: dict[str, Callable[[Site], ApiBackend]] = {
     "static": lambda site: StaticBackend(site, clock=SimClock(1_000.0)),
     "static-animated": lambda site: StaticBackend(site, clock=SimClock(1_000.0), animate=True, tick_s=0.01),
+    "live": lambda site: make_live(site)[0],
 }
 
 
