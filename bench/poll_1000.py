@@ -228,7 +228,7 @@ async def protocol_costs(drivers: list, child_pid: int) -> dict[str, dict[str, f
 def report(res: dict, args: argparse.Namespace) -> str:
     cpu = res["cpu_frac"]
     lines = [
-        "# Poller benchmark: 1 000 emulated devices on loopback",
+        f"# Poller benchmark: {res['devices']} emulated devices on loopback",
         "",
         "Command: `.venv/bin/python bench/poll_1000.py`",
         "",

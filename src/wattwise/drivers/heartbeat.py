@@ -180,7 +180,10 @@ class HeartbeatDriver:
             self.receive(msg.data)
 
         try:
-            self._nats = await nats.connect(url, connect_timeout=2, max_reconnect_attempts=1, allow_reconnect=False)
+            # nats-py can keep retrying a refused server; the deadline keeps this call bounded.
+            self._nats = await asyncio.wait_for(
+                nats.connect(url, connect_timeout=2, max_reconnect_attempts=1, allow_reconnect=False), timeout=3.0
+            )
             await self._nats.subscribe(nats_subject(self.site_id, "*"), cb=on_message)
             await self._nats.flush()
         except (OSError, TimeoutError, NatsError) as err:
