@@ -40,6 +40,7 @@ _DUPLICATES = (
     " ON r.device_id = s.device_id AND r.metric = s.metric AND r.t_s = s.t_s GROUP BY 1"
 )
 _INSERT = f"INSERT INTO readings ({_COLS}) SELECT {_COLS} FROM staging ON CONFLICT DO NOTHING"
+_INSERT_ALL = f"INSERT INTO readings ({_COLS}) SELECT {_COLS} FROM staging"
 _LATEST = (
     "INSERT INTO latest SELECT DISTINCT ON (device_id, metric) device_id, metric, t_s, value, quality FROM staging"
     " ORDER BY device_id, metric, t_s DESC ON CONFLICT (device_id, metric) DO UPDATE"
@@ -114,15 +115,15 @@ class PostgresStore:
         def work() -> WriteResult:
             self._copy(batch)
             conn = self._connection()
-            inserted = -1
-            # Fast path: insert in a savepoint and compare counts. Only a redelivery (fewer rows
-            # inserted than sent) rolls it back and pays for the join that names the devices.
-            with conn.transaction():
-                inserted = conn.execute(_INSERT).rowcount
-                if inserted < len(batch):
-                    raise psycopg.Rollback()
+            inserted = len(batch)
             dups: dict[str, int] = {}
-            if inserted < len(batch):
+            # Fast path: a plain INSERT in a savepoint (half the cost of ON CONFLICT). Only a
+            # redelivery hits the key, rolls the savepoint back and pays for the join that names
+            # the devices whose rows were already stored.
+            try:
+                with conn.transaction():
+                    conn.execute(_INSERT_ALL)
+            except psycopg.errors.UniqueViolation:
                 dups = {str(d): int(str(n)) for d, n in self._run(_DUPLICATES, ())}
                 inserted = conn.execute(_INSERT).rowcount
             self._run(_LATEST, ())
