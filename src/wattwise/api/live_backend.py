@@ -18,7 +18,6 @@ import bisect
 import logging
 import threading
 import uuid
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
@@ -81,8 +80,8 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Values = dict[tuple[str, str], tuple[float, float]]
-MAX_ACTIONS_SHOWN = 50
-"""Actions of one decision shown in the plan (load sharing on a big site moves thousands)."""
+MAX_ACTIONS_SHOWN = 30
+"""Actions of one decision, and recent outcomes, shown in the plan (load sharing moves thousands)."""
 BASELINE_NOTE = "baseline: recent peak + 5 % (point = latest, upper = recent per-server peak × 1.05)"
 OPERATOR_DECISION = "operator"
 EVENT_DECISION = "event"
@@ -181,7 +180,7 @@ class LiveBackend:
         self._maintenance: set[str] = set()
         self._decided: dict[str, PlannedAction] = {}
         self._recent: dict[str, PlannedAction] = {}
-        self._decisions: deque[Decision] = deque(maxlen=10)
+        self._decisions: dict[str, Decision] = {}
         self._journal: list[JournalEntry] = []
         self._journal_keys: set[tuple[str, str, float]] = set()
         self._journal_dirty = True
@@ -213,7 +212,9 @@ class LiveBackend:
         with self._lock:
             self._tick, self._caches = view, _Caches()
             if report.decided:
-                self._decisions.extend(trim_decision(d, MAX_ACTIONS_SHOWN, report.t_s) for d in view.decisions)
+                for d in view.decisions:  # the latest decision of each policy
+                    self._decisions.pop(d.policy_name, None)
+                    self._decisions[d.policy_name] = trim_decision(d, MAX_ACTIONS_SHOWN, report.t_s)
             for v in report.verdicts:
                 self._remember(v)
             self._journal_dirty = self._journal_dirty or bool(report.verdicts)
@@ -235,7 +236,7 @@ class LiveBackend:
         self._recent[v.action.command_id] = PlannedAction(
             command_id=v.action.command_id, state=state, action=v.action, note=v.message
         )
-        while len(self._recent) > 200:
+        while len(self._recent) > MAX_ACTIONS_SHOWN:
             del self._recent[next(iter(self._recent))]
 
     def _view(self) -> tuple[TickView | None, _Caches]:
@@ -397,7 +398,7 @@ class LiveBackend:
         """The latest decisions (with reasons), actions pending approval and recent outcomes."""
         pending = {a.command_id: planned_action(a) for a in self.assembly.actuator.pending}
         with self._lock:
-            decisions = tuple(self._decisions)
+            decisions = tuple(self._decisions.values())
             actions = {**self._recent, **self._decided, **pending}
         views = tuple(
             DecisionView(
@@ -449,7 +450,8 @@ class LiveBackend:
         c, a = self.assembly.controller, self.assembly.actuator
         validator = self.assembly.pipeline.validator
         seen = validator.last_good_t_s()
-        ages = [now_s - t for t in seen.values()]
+        ages = [now_s - t for d, t in seen.items() if d in self._devices]
+        never = sum(1 for d in self._devices if d not in seen)
         stale_after_s = 3.0 * c.poll_period_s
         rejected: dict[str, int] = {}
         for (reason, _), n in validator.stats.rejected.items():
@@ -471,7 +473,7 @@ class LiveBackend:
             at=utc(now_s),
             last_cycle_t_s=tick.t_s if tick is not None else None,
             staleness_s=max(ages) if ages else None,
-            stale_devices=sum(1 for age in ages if age > stale_after_s) + len(validator.known_device_ids) - len(seen),
+            stale_devices=sum(1 for age in ages if age > stale_after_s) + never,
             rejected_readings=tuple(RejectedCount(reason=r, count=n) for r, n in sorted(rejected.items())),
             pending_actions=len(a.pending),
             maintenance=maintenance,
