@@ -67,7 +67,9 @@ async def call_with_retries(
     last: DeviceUnavailable | None = None
     for attempt in range(1, max(1, policy.attempts) + 1):
         try:
-            return await asyncio.wait_for(op(), timeout=policy.timeout_s)
+            # asyncio.timeout, not wait_for: no extra task per call (measurable at 1 000 devices).
+            async with asyncio.timeout(policy.timeout_s):
+                return await op()
         except TimeoutError as err:
             last = DeviceUnavailable(f"{what}: no answer within {policy.timeout_s} s", device_id=device_id, url=url)
             last.__cause__ = err
