@@ -138,6 +138,9 @@ class SnmpPduDriver:
         self._transport: UdpTransportTarget | None = None
         self._counts: tuple[int, int] | None = None
         self._bind_cache: dict[str, ObjectType] = {}
+        # Built once: pysnmp keys its engine configuration on these objects.
+        self._auth = target.auth()
+        self._context = ContextData(contextName=target.v3_context) if target.v3_context else ContextData()
 
     def supports(self, kind: ActionKind) -> bool:
         """Outlet on/off/reboot."""
@@ -159,10 +162,9 @@ class SnmpPduDriver:
             self._transport = await UdpTransportTarget.create(
                 (self.target.host, self.target.port), timeout=self.retry.timeout_s, retries=0
             )
-        context = ContextData(contextName=self.target.v3_context) if self.target.v3_context else ContextData()
         command = get_cmd if kind == "get" else set_cmd
         indication, status, index, answers = await command(
-            self._engine, self.target.auth(), self._transport, context, *var_binds, lookupMib=False
+            self._engine, self._auth, self._transport, self._context, *var_binds, lookupMib=False
         )
         if indication:
             text = str(indication)
