@@ -19,12 +19,10 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import numpy as np
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -33,8 +31,6 @@ from wattwise.config import Settings
 from wattwise.errors import PredictionError
 from wattwise.predict.backtest import holdout_split, score_paths
 from wattwise.predict.base import Forecaster, ModelRecord, Series
-from wattwise.predict.gbm import LightGbmForecaster
-from wattwise.predict.holt_winters import HoltWintersForecaster
 from wattwise.predict.naive import SeasonalNaiveForecaster
 from wattwise.predict.registry import dump_model
 
@@ -94,20 +90,25 @@ class FileModelRegistry:
         return ModelRecord(name, v, base.with_suffix(".pkl").read_bytes(), tuple(sorted(meta.items())))
 
 
-MODELS: dict[str, Callable[[int, float], Forecaster]] = {
-    "lightgbm": lambda seed, h: LightGbmForecaster(max_horizon_s=h, seed=seed),
-    "holt-winters": lambda seed, h: HoltWintersForecaster(86_400.0, max_horizon_s=h, seed=seed),
-    "seasonal-naive": lambda seed, h: SeasonalNaiveForecaster(86_400.0, max_horizon_s=h, seed=seed),
-    "persistence": lambda seed, h: SeasonalNaiveForecaster(None, max_horizon_s=h, seed=seed),
-}
+MODELS = ("lightgbm", "holt-winters", "seasonal-naive", "persistence", "lstm")
 
 
 def _make(model: str, seed: int, horizon_s: float) -> Forecaster:
+    """Build a forecaster; heavy libraries are imported here so ``wattwise --help`` stays fast."""
+    if model == "lightgbm":
+        from wattwise.predict.gbm import LightGbmForecaster
+
+        return LightGbmForecaster(max_horizon_s=horizon_s, seed=seed)
+    if model == "holt-winters":
+        from wattwise.predict.holt_winters import HoltWintersForecaster
+
+        return HoltWintersForecaster(86_400.0, max_horizon_s=horizon_s, seed=seed)
     if model == "lstm":
         from wattwise.predict.lstm import LstmForecaster  # the optional `ml` extra
 
         return LstmForecaster(max_horizon_s=horizon_s, seed=seed)
-    return MODELS[model](seed, horizon_s)
+    season_s = 86_400.0 if model == "seasonal-naive" else None
+    return SeasonalNaiveForecaster(season_s, max_horizon_s=horizon_s, seed=seed)
 
 
 def load_series(
@@ -118,6 +119,8 @@ def load_series(
     Raises:
         typer.BadParameter: Missing columns.
     """
+    import pandas as pd  # imported here so that `wattwise --help` stays fast
+
     df = pd.read_csv(path)
     for col in (time_col, value_col, *((group_col,) if group_col else ())):
         if col not in df.columns:
@@ -177,7 +180,7 @@ def train(
     registry: Annotated[Path | None, typer.Option(help="Registry directory (default <data_dir>/models)")] = None,
 ) -> None:
     """Retrain demand forecasters and save each as the next version in the model registry."""
-    if model not in MODELS and model != "lstm":
+    if model not in MODELS:
         raise typer.BadParameter(f"unknown model {model!r}")
     reg = FileModelRegistry(registry if registry is not None else Settings().data_dir / "models")
     all_series = load_series(data, time_col, value_col, time_scale, group_col)
