@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -16,13 +17,15 @@ from wattwise.api.app import create_app
 from wattwise.api.auth import TokenStore
 from wattwise.api.limits import ApiLimits
 from wattwise.api.live_backend import LiveBackend
-from wattwise.api.schemas import Actor, Role
+from wattwise.api.schemas import ActionState, Actor, Role
 from wattwise.api.server import ServerThread
 from wattwise.config import Settings
 from wattwise.control.assemble import assemble
+from wattwise.errors import ActuationRefused
 from wattwise.model.clock import SimClock
 from wattwise.model.loader import load_site
 from wattwise.model.site import Site
+from wattwise.model.values import ActionKind
 from wattwise.sim.driver import TwinDriver
 from wattwise.sim.faults import inject
 from wattwise.sim.scenario import FeedLoss
@@ -138,3 +141,43 @@ def test_feed_loss_through_the_api(rig: Rig) -> None:
         assert rig.backend.assembly.actuator.mode is Mode.DRY_RUN
         top = c.get("/api/v1/journal", params={"limit": 1}).json()["items"][0]
         assert (top["kind"], top["actor"], top["role"]) == ("mode", "ops", "operator")
+
+
+def test_operator_approval_runs_on_the_controller_loop() -> None:
+    site = load_site(DEMO_SITE)
+    clock = SimClock(START_S)
+    twin = Twin(site, seed=1, start_s=START_S, record_timeline=False)
+    store = DuckDBStore(":memory:")
+    assembly = assemble(
+        site, [TwinDriver(twin, clock=clock)], store, clock, Mode.ARMED,
+        approval_kinds=frozenset({ActionKind.PSU_SETPOINT}),
+    )  # fmt: skip
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        backend = LiveBackend(assembly, store, clock, controller_loop=loop)
+        for _ in range(2):
+            clock.advance_s(1.0)
+            asyncio.run_coroutine_threadsafe(assembly.controller.tick(), loop).result(30.0)
+        pending = [a.command_id for a in assembly.actuator.pending]
+        assert len(pending) >= 2, "load sharing proposed no set-points to approve"
+        plan = asyncio.run(backend.plan())
+        assert {a.command_id for a in plan.actions if a.state is ActionState.PENDING} == set(pending)
+        op = Actor(name="op", role=Role.OPERATOR)
+        done = asyncio.run(backend.decide_action(pending[0], True, op, "go"))
+        assert done.state is ActionState.EXECUTED and done.decided_by == "op"
+        denied = asyncio.run(backend.decide_action(pending[1], False, op, "no"))
+        assert denied.state is ActionState.DENIED
+        with pytest.raises(ActuationRefused):
+            asyncio.run(backend.decide_action(pending[0], True, op, "again"))
+        with pytest.raises(KeyError):
+            asyncio.run(backend.decide_action("no-such-command", True, op, ""))
+        page = asyncio.run(backend.journal(20, None))
+        mine = {(e.kind, e.command_id) for e in page.items if e.actor == "op" and e.role == "operator"}
+        assert {("approved psu_setpoint", pending[0]), ("acked psu_setpoint", pending[0])} <= mine
+        assert ("denied psu_setpoint", pending[1]) in mine
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5.0)
+        loop.close()

@@ -35,6 +35,7 @@ from wattwise.config import Settings
 from wattwise.control.assemble import assemble
 from wattwise.errors import ConfigError, WattwiseError
 from wattwise.model.loader import load_site
+from wattwise.model.values import ActionKind
 from wattwise.sim.driver import TwinDriver
 from wattwise.sim.faults import EndHook, check_targets, inject
 from wattwise.sim.scenario import Event, load_scenario
@@ -179,11 +180,15 @@ def demo(
     store_path: Annotated[
         Path | None, typer.Option("--store", help="DuckDB file (default settings.duckdb_path)")
     ] = None,
+    approve: Annotated[
+        list[str] | None, typer.Option(help="Action kind that waits for an operator, e.g. service_shed (repeatable)")
+    ] = None,
 ) -> None:
     """Run the twin, the controller and the dashboard together (Ctrl-C to stop)."""
     settings = Settings()
     try:
         act_mode = ActMode(mode)
+        approval_kinds = frozenset(ActionKind(k) for k in approve or ())
         site = load_site(site_path or _default_path("examples/two-hall-site.yaml"))
         clock = ScaledClock(speed)
         twin = Twin(site, seed=0, start_s=clock.now_s(), record_timeline=False)
@@ -194,7 +199,7 @@ def demo(
         raise typer.Exit(2) from err
     assembly = assemble(
         site, [TwinDriver(twin, clock=clock)], store, clock, act_mode,
-        poll_period_s=poll_s * speed, decide_period_s=settings.decision_period_s,
+        poll_period_s=poll_s * speed, decide_period_s=settings.decision_period_s, approval_kinds=approval_kinds,
     )  # fmt: skip
     loop = asyncio.new_event_loop()
     alive = Event_()
