@@ -30,7 +30,7 @@ def benchmark_script() -> Path | None:
 def bench(
     quick: Annotated[bool, typer.Option("--quick", help="Reduced suite (CI): 400 servers, 4 scenarios")] = False,
     out: Annotated[Path | None, typer.Option("--out", help="Report folder (default: bench/reports)")] = None,
-    workers: Annotated[int, typer.Option("--workers", help="Parallel runs")] = 2,
+    workers: Annotated[int, typer.Option("--workers", help="Parallel runs (processes)")] = 3,
 ) -> None:
     """Run the scenario benchmark and write the report (markdown, JSON, PNG plots)."""
     script = benchmark_script()
