@@ -163,13 +163,19 @@ class SiteGraph:
     @cached_property
     def server_bus(self) -> IntArray:
         """Bus feeding each server (its own, or its rack's racklet), -1 when none."""
-        bus = {b: i for i, b in enumerate(self.bus_ids)}
-        racklet_of_rack = {r.id: r.racklet for r in self.site.racks}
-        out = np.full(len(self.site.servers), -1, dtype=np.int64)
-        for i, s in enumerate(self.site.servers):
-            key = s.id if s.psus else racklet_of_rack.get(s.rack)
-            out[i] = bus.get(key, -1) if key is not None else -1
-        return out
+        # Bus order (see bus_ids): servers with PSUs in site order, then racklets.
+        n_own = sum(1 for s in self.site.servers if s.psus)
+        racklet_bus = {r.id: n_own + k for k, r in enumerate(self.site.racklets)}
+        rack_bus = {r.id: racklet_bus.get(r.racklet, -1) for r in self.site.racks if r.racklet is not None}
+        out: list[int] = []
+        own = 0
+        for s in self.site.servers:
+            if s.psus:
+                out.append(own)
+                own += 1
+            else:
+                out.append(rack_bus.get(s.rack, -1))
+        return np.array(out, dtype=np.int64)
 
     @cached_property
     def server_idle_w(self) -> FloatArray:
