@@ -259,13 +259,20 @@ def test_pdu_straight_on_a_feed() -> None:
         feeds=(Feed(id="f", capacity_w=10_000),),
         pdus=(Pdu(id="p", input="f", breaker_a=16, outlets=(Outlet(id="o1"), Outlet(id="o2"))),),
         racks=(Rack(id="r"),),
-        servers=(Server(id="s", rack="r", idle_w=10, peak_w=90, psus=(Psu(id="s-p", input="o2", rating_w=100),)),),
+        servers=(
+            Server(id="s", rack="r", idle_w=10, peak_w=90, psus=(Psu(id="s-p", input="o2", rating_w=100),)),
+            Server(id="unpowered", rack="r", idle_w=10, peak_w=90),  # built in code: no rules ran
+        ),
     )
     graph = SiteGraph(site)
+    assert graph.server_bus.tolist() == [0, -1]
+    assert graph.equal_share_psu_input_w(np.array([80.0, 50.0])).tolist() == [80.0]
+    assert graph.power_path("unpowered") == ()
     loads = graph.chain_loads(np.array([80.0]))
     assert loads.load_w.tolist() == [80.0, 80.0]
     assert graph.power_path("s") == (("s-p", "o2", "p", "f"),)
     assert graph.downstream_ids("f") == {"p", "o1", "o2", "s-p", "s"}
+    assert graph.servers_below("f").tolist() == [0]
     assert graph.dependency_order == ()
 
 
