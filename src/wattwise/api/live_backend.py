@@ -587,8 +587,11 @@ class LiveBackend:
         outcome = lose(self.graph, psu_w, frozenset(lose_ids))
         loads = outcome.loads
         over = [n for n, w, c in zip(loads.node_ids, loads.load_w, loads.capacity_w, strict=True) if w > c]
-        decision = self._would_decide(values, lose_ids, outcome.dead_nodes, t_s)
-        summary = what_if_summary(lose_ids, outcome, over, decision)
+        decisions = self._would_decide(values, lose_ids, outcome.dead_nodes, t_s)
+        acting = [d for d in decisions if d.actions and d.status is DecisionStatus.OK]
+        chosen = acting or decisions
+        decision = trim_decision(chosen[0], MAX_ACTIONS_SHOWN, t_s) if chosen else None
+        summary = what_if_summary(lose_ids, outcome, over, decisions)
         return WhatIfResult(
             lose=lose_ids,
             t_s=t_s,
@@ -599,7 +602,7 @@ class LiveBackend:
             summary=summary,
         )
 
-    def _would_decide(self, values: Values, lost: tuple[str, ...], dead: frozenset[str], t_s: float) -> Decision | None:
+    def _would_decide(self, values: Values, lost: tuple[str, ...], dead: frozenset[str], t_s: float) -> list[Decision]:
         """Run the policies on a copy of the latest values with the lost feeds dark and UPS on battery."""
         latest = LatestValues(dict(values))
         feeds = {f.id for f in self.site_model.feeds}
@@ -612,17 +615,13 @@ class LiveBackend:
         planner = self.assembly.planner
         state = planner.state(latest, t_s)
         forecast = PeakForecaster().observe(state.server_power_w)
-        best: Decision | None = None
+        out: list[Decision] = []
         for policy in planner.policies:
             try:
-                d = policy.decide(state, forecast)
+                out.append(policy.decide(state, forecast))
             except WattwiseError as err:
                 logger.warning("what-if: policy %s failed: %s", policy.name, err)
-                continue
-            if d.actions and d.status is DecisionStatus.OK:
-                return d
-            best = best or d
-        return best
+        return out
 
     async def journal_api_event(self, actor: Actor, kind: str, target: str, detail: str) -> None:
         """Journal a mutation the API did itself (token management)."""

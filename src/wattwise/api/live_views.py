@@ -181,7 +181,7 @@ def journal_view(e: StoreEntry, seq: int, roles: dict[str, str], plain: frozense
     )
 
 
-def what_if_summary(lost: tuple[str, ...], outcome: LossOutcome, over: list[str], decision: Decision | None) -> str:
+def what_if_summary(lost: tuple[str, ...], outcome: LossOutcome, over: list[str], decisions: list[Decision]) -> str:
     """One line: transfers, batteries, overloads, servers unpowered, and what wattwise would do."""
     parts = [f"lose {', '.join(lost)}:"]
     if outcome.ats_source:
@@ -192,10 +192,12 @@ def what_if_summary(lost: tuple[str, ...], outcome: LossOutcome, over: list[str]
         parts.append(f"{len(outcome.ups_bridge_s)} UPS on battery, shortest {shortest} {bridge_min:.0f} min;")
     parts.append(f"{len(over)} overloaded" + (f" ({', '.join(over[:5])})" if over else "") + ";")
     parts.append(f"{outcome.servers_unpowered} servers unpowered;")
-    if decision is None:
+    if not decisions:
         parts.append("no policy decided")
-    else:
-        parts.append(f"wattwise would: {decision.policy_name} {decision.status.value}, {len(decision.actions)} actions")
-        if decision.reasons:
-            parts.append(f"({decision.reasons[0]})")
+        return " ".join(parts)
+    said = []
+    for d in decisions:
+        why = f": {d.reasons[0]}" if d.reasons else ""
+        said.append(f"{d.policy_name} {d.status.value}, {len(d.actions)} actions{why}")
+    parts.append("wattwise would: " + "; ".join(said))
     return " ".join(parts)
