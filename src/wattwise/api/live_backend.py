@@ -71,7 +71,7 @@ from wattwise.decide.base import SiteForecast
 from wattwise.errors import ActuationRefused, WattwiseError
 from wattwise.model.clock import Clock
 from wattwise.model.graph import ChainLoads
-from wattwise.model.values import Decision, DecisionStatus, Reading
+from wattwise.model.values import Action, Decision, DecisionStatus, Reading
 from wattwise.store import base as store_base
 from wattwise.store.base import TimeSeriesStore
 from wattwise.telemetry.batch import ReadingBatch
@@ -125,6 +125,17 @@ class TickView:
     forecast: SiteForecast | None
     event: str | None
     errors: tuple[str, ...]
+    health: LoopHealth
+
+
+@dataclass(frozen=True)
+class LoopHealth:
+    """Validator and error state copied on the loop's thread (status reads it, never the live dicts)."""
+
+    last_good_t_s: dict[str, float]
+    rejected: dict[str, int]
+    problems: tuple[str, ...]
+    pending: tuple[Action, ...]
 
 
 @dataclass
@@ -206,6 +217,7 @@ class LiveBackend:
             forecast=planner.last_forecast,
             event=report.event,
             errors=report.errors,
+            health=self._health(),
         )
         if report.event:
             self._write(report.t_s, "controller", "event", report.event.split(":")[0], report.event, EVENT_DECISION)
@@ -396,10 +408,10 @@ class LiveBackend:
 
     async def plan(self) -> Plan:
         """The latest decisions (with reasons), actions pending approval and recent outcomes."""
-        pending = {a.command_id: planned_action(a) for a in self.assembly.actuator.pending}
+        pending = {a.command_id: planned_action(a) for a in self._pending()}
         with self._lock:
             decisions = tuple(self._decisions.values())
-            actions = {**self._recent, **self._decided, **pending}
+            actions = {**pending, **self._recent, **self._decided}
         views = tuple(
             DecisionView(
                 decision_id=d.actions[0].decision_id if d.actions else f"{d.policy_name}@{d.t_s:.3f}", decision=d
@@ -443,23 +455,34 @@ class LiveBackend:
             items = tuple(reversed(self._journal[max(end - limit, 0) : end])) if limit > 0 else ()
             return JournalPage(items=items, total=self._seq)
 
-    async def status(self) -> ControllerStatus:
-        """Mode, leadership, staleness and rejected readings from the running loop."""
-        now_s = self.clock.now_s()
-        tick, _ = self._view()
-        c, a = self.assembly.controller, self.assembly.actuator
-        validator = self.assembly.pipeline.validator
-        seen = validator.last_good_t_s()
-        ages = [now_s - t for d, t in seen.items() if d in self._devices]
-        never = sum(1 for d in self._devices if d not in seen)
-        stale_after_s = 3.0 * c.poll_period_s
+    def _health(self) -> LoopHealth:
+        """Copy what status needs from dicts the loop mutates (call on the loop's thread, or before it runs)."""
+        c, validator = self.assembly.controller, self.assembly.pipeline.validator
         rejected: dict[str, int] = {}
-        for (reason, _), n in validator.stats.rejected.items():
+        for (reason, _), n in list(validator.stats.rejected.items()):
             rejected[reason.name.lower()] = rejected.get(reason.name.lower(), 0) + n
         problems = [f"driver {k}: {v}" for k, v in c.driver_errors.items()]
         problems += [f"policy {k}: {v}" for k, v in self.assembly.planner.policy_errors.items()]
         if c.last_event:
             problems.append(f"last event: {c.last_event}")
+        pending = tuple(self.assembly.actuator.pending)
+        return LoopHealth(dict(validator.last_good_t_s()), rejected, tuple(problems), pending)
+
+    def _pending(self) -> tuple[Action, ...]:
+        tick, _ = self._view()
+        return tick.health.pending if tick is not None else tuple(self.assembly.actuator.pending)
+
+    async def status(self) -> ControllerStatus:
+        """Mode, leadership, staleness and rejected readings as of the last tick."""
+        now_s = self.clock.now_s()
+        tick, _ = self._view()
+        c, a = self.assembly.controller, self.assembly.actuator
+        health = tick.health if tick is not None else self._health()
+        seen = health.last_good_t_s
+        ages = [now_s - t for d, t in seen.items() if d in self._devices]
+        never = sum(1 for d in self._devices if d not in seen)
+        stale_after_s = 3.0 * c.poll_period_s
+        rejected, problems = health.rejected, health.problems
         with self._lock:
             maintenance = tuple(sorted(self._maintenance))
         return ControllerStatus(
@@ -475,7 +498,7 @@ class LiveBackend:
             staleness_s=max(ages) if ages else None,
             stale_devices=sum(1 for age in ages if age > stale_after_s) + never,
             rejected_readings=tuple(RejectedCount(reason=r, count=n) for r, n in sorted(rejected.items())),
-            pending_actions=len(a.pending),
+            pending_actions=len(self._pending()),
             maintenance=maintenance,
             message="; ".join(problems),
         )
@@ -527,10 +550,16 @@ class LiveBackend:
             return await coro
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, loop))
 
+    async def _is_pending(self, command_id: str) -> bool:
+        return any(a.command_id == command_id for a in self.assembly.actuator.pending)
+
+    async def _deny(self, command_id: str, actor: str) -> Verdict:
+        return self.assembly.actuator.deny(command_id, actor)
+
     async def decide_action(self, command_id: str, approve: bool, actor: Actor, note: str) -> PlannedAction:
         """Approve (send, interlocks checked again) or deny a pending action."""
         actuator = self.assembly.actuator
-        if command_id not in {a.command_id for a in actuator.pending}:
+        if not await self._on_controller_loop(self._is_pending(command_id)):
             with self._lock:
                 done = self._decided.get(command_id) or self._recent.get(command_id)
             if done is None:
@@ -541,7 +570,7 @@ class LiveBackend:
         if approve:
             verdict = await self._on_controller_loop(actuator.approve(command_id, actor.name))
         else:
-            verdict = actuator.deny(command_id, actor.name)
+            verdict = await self._on_controller_loop(self._deny(command_id, actor.name))
         state = ActionState.DENIED if not approve else _STATE_OF.get(verdict.phase, ActionState.APPROVED)
         done = PlannedAction(
             command_id=command_id,
