@@ -98,3 +98,52 @@ def running_snmpsimd(recording: Path) -> Iterator[int]:
         proc.terminate()
         proc.wait(timeout=5)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def nss_certificate(root: Path) -> tuple[Path, Path, tuple[str, str]]:
+    """A self-signed cert for 127.0.0.1 in a fresh NSS database: ``(db dir, CA pem, (nickname, db password))``."""
+    import subprocess
+
+    from conftest import need_binary
+
+    openssl, certutil, pk12util = need_binary("openssl"), need_binary("certutil"), need_binary("pk12util")
+    key, cert, p12, db, pw = root / "key.pem", root / "cert.pem", root / "upsd.p12", root / "nssdb", root / "pw.txt"
+    db.mkdir()
+    pw.write_text("nsspass\n")
+    run = lambda *argv: subprocess.run(argv, check=True, capture_output=True)  # noqa: E731
+    run(
+        openssl,
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        str(key),
+        "-out",
+        str(cert),
+        "-days",
+        "1",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-addext",
+        "subjectAltName=IP:127.0.0.1",
+    )
+    run(
+        openssl,
+        "pkcs12",
+        "-export",
+        "-in",
+        str(cert),
+        "-inkey",
+        str(key),
+        "-out",
+        str(p12),
+        "-name",
+        "upsd",
+        "-passout",
+        "pass:p12pass",
+    )
+    run(certutil, "-N", "-d", f"sql:{db}", "-f", str(pw))
+    run(pk12util, "-i", str(p12), "-d", f"sql:{db}", "-k", str(pw), "-W", "p12pass")
+    return db, cert, ("upsd", "nsspass")

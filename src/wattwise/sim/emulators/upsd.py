@@ -43,6 +43,8 @@ class UpsdConfig:
         users: upsd.users logins ``{name: password}``; each may SET and run every command.
         dummy: ``{ups_name: path of a .dev or .seq file}`` replayed by dummy-ups.
         sockets: ups names served by wattwise socket emulators (started by the caller).
+        tls_certpath: NSS certificate database upsd serves STARTTLS from (NUT built with NSS).
+        tls_certident: ``(nickname, db password)`` of upsd's certificate in that database.
     """
 
     root: Path
@@ -50,6 +52,8 @@ class UpsdConfig:
     users: Mapping[str, str] = field(default_factory=lambda: {"admin": "secret"})
     dummy: Mapping[str, Path] = field(default_factory=dict)
     sockets: Sequence[str] = ()
+    tls_certpath: Path | None = None
+    tls_certident: tuple[str, str] | None = None
 
     @property
     def etc(self) -> Path:
@@ -76,7 +80,10 @@ class UpsdConfig:
             sections.append(f"[{name}]\n  driver = dummy-ups\n  port = {dst.name}\n")
         sections += [f"[{name}]\n  driver = {SOCKET_DRIVER}\n  port = none\n" for name in self.sockets]
         (self.etc / "ups.conf").write_text("maxretry = 3\nretrydelay = 1\n" + "".join(sections))
-        (self.etc / "upsd.conf").write_text(f"LISTEN 127.0.0.1 {self.port}\nMAXAGE 30\n")
+        tls = ""
+        if self.tls_certpath is not None and self.tls_certident is not None:
+            tls = f'CERTPATH {self.tls_certpath}\nCERTIDENT "{self.tls_certident[0]}" "{self.tls_certident[1]}"\n'
+        (self.etc / "upsd.conf").write_text(f"LISTEN 127.0.0.1 {self.port}\nMAXAGE 30\n{tls}")
         users = "".join(f"[{u}]\n  password = {p}\n  actions = SET\n  instcmds = ALL\n" for u, p in self.users.items())
         (self.etc / "upsd.users").write_text(users)
         os.chmod(self.etc / "upsd.users", 0o640)
