@@ -165,3 +165,20 @@ async def test_unsupported_command_is_a_refusal_not_an_error(every_dump: tuple[i
     not_mine = await driver.apply(Action(kind=ActionKind.OUTLET_OFF, target_id="elsewhere"))
     assert not not_mine.ok
     await driver.close()
+
+
+async def test_set_var_get_var_and_list_rw(every_dump: tuple[int, dict[str, Path]]) -> None:
+    port, _ = every_dump
+    client = NutClient(NutEndpoint(port=port, username="admin", password="secret"))
+    assert "battery.charge" in await client.list_rw("d0")  # dummy-ups makes every variable writable
+    assert await client.set_var("d0", "ups.delay.shutdown", "42") == "SUCCESS"
+    for _ in range(50):  # dummy-ups applies it on its next pass
+        if await client.get_var("d0", "ups.delay.shutdown") == "42":
+            break
+        await asyncio.sleep(0.05)
+    assert await client.get_var("d0", "ups.delay.shutdown") == "42"
+    await client.close()
+    anonymous = NutClient(NutEndpoint(port=port))
+    with pytest.raises(DeviceAuthError):
+        await anonymous.set_var("d0", "ups.delay.shutdown", "7")
+    await anonymous.close()
