@@ -17,7 +17,7 @@ from wattwise.api.app import create_app
 from wattwise.api.auth import TokenStore
 from wattwise.api.limits import ApiLimits
 from wattwise.api.live_backend import LiveBackend
-from wattwise.api.schemas import ActionState, Actor, Role
+from wattwise.api.schemas import ActionState, Actor, Event, Role
 from wattwise.api.server import ServerThread
 from wattwise.config import Settings
 from wattwise.control.assemble import assemble
@@ -181,3 +181,20 @@ def test_operator_approval_runs_on_the_controller_loop() -> None:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5.0)
         loop.close()
+
+
+def test_each_tick_pushes_a_live_event(rig: Rig) -> None:
+    async def first_event() -> Event:
+        await rig.backend.start()
+        stream = rig.backend.events()
+        nxt = asyncio.ensure_future(anext(stream))
+        await asyncio.sleep(0)
+        rig.clock.advance_s(1.0)
+        await rig.backend.assembly.controller.tick()
+        try:
+            return await asyncio.wait_for(nxt, 2.0)
+        finally:
+            await rig.backend.stop()
+
+    event = rig.loop.run_until_complete(first_event())
+    assert event.kind == "headroom" and event.t_s == START_S + 1.0
