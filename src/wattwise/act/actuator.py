@@ -123,8 +123,11 @@ class Actuator:
         """
         now_s = self.clock.now_s()
         token = self.token()
+        restores = (a.target_id for d in decisions for a in d.actions if a.kind is ActionKind.SERVICE_RESTORE)
+        ctx = replace(ctx, restores_planned=frozenset(restores))
+        # The actuator does the waiting: what it sends is due now (a device never re-schedules it).
         due = [
-            raw.model_copy(update={"fencing_token": token})
+            raw.model_copy(update={"fencing_token": token, "not_before_s": due_s})
             for due_s, _, raw in self._schedule_of(decisions)
             if due_s <= now_s
         ]

@@ -42,6 +42,7 @@ class InterlockContext:
         outlets_off: Outlets currently switched off.
         power_event: True while a power event (utility loss, on battery) is in progress.
         services_down: Services shed now (from readings, updated as a tick's sheds go out).
+        restores_planned: Services the current decisions restore (higher tiers go first).
     """
 
     t_s: float
@@ -50,6 +51,7 @@ class InterlockContext:
     outlets_off: frozenset[str] = frozenset()
     power_event: bool = False
     services_down: frozenset[str] = frozenset()
+    restores_planned: frozenset[str] = frozenset()
 
 
 class Interlock(Protocol):
@@ -254,6 +256,14 @@ class DependencyOrderInterlock:
             down = sorted(set(self.graph.services[action.target_id].depends_on) & ctx.services_down)
             if down:
                 return f"held: dependency {', '.join(down)} still shed (restores go in dependency order)"
+            rank = self.graph.services[action.target_id].tier.rank
+            first = sorted(
+                p
+                for p in ctx.restores_planned & ctx.services_down
+                if p in self.graph.services and self.graph.services[p].tier.rank < rank
+            )
+            if first:
+                return f"held: higher-tier {', '.join(first[:5])} restore first (no priority inversion)"
             hosts = self._service_host_outlets.get(action.target_id, {})
             dark = sorted(h for h, outlets in hosts.items() if outlets and all(o in ctx.outlets_off for o in outlets))
             if dark:

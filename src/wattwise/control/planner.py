@@ -134,7 +134,10 @@ class PolicyPlanner:
             service_power_w=dict(zip(ix.service_ids, svc_w.tolist(), strict=True)),
             outlets_off=outlets_off,
             power_event=power_event,
+            # Down = shed, or not reported running yet (a restore acknowledged is not a service up).
             services_down=frozenset(
-                ix.service_ids[i] for i in np.flatnonzero(np.asarray(state.service_level_frac) <= 0.0).tolist()
+                sid
+                for sid, level in zip(ix.service_ids, np.asarray(state.service_level_frac).tolist(), strict=True)
+                if level <= 0.0 or latest.get(sid, "available", 1.0) == 0.0
             ),
         )

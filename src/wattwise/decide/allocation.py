@@ -299,8 +299,10 @@ def _restore_actions(
     up = np.flatnonzero((new > 0) & (cur <= 0))
     if len(up) == 0:
         return []
-    was_on = p.host_on(np.where(cur > 0, 0, OFF).astype(np.int64))
-    on = p.host_server[(p.host_on(np.where(new > 0, 0, OFF).astype(np.int64)) > 0) & (was_on == 0)]
+    # Hosts the plan needs that draw nothing now (switched off earlier, whoever did it).
+    needed = np.unique(ix.wl_server[new[ix.wl_service] > 0])
+    # (A PSU behind a switched-off outlet reports unavailable: do not read "dark" as "broken".)
+    on = needed[(state.server_power_w[needed] <= 0) & ix.server_switchable[needed]]
     out = [
         Action(kind=ActionKind.OUTLET_ON, target_id=o, reason="power back: outlet on before restore", not_before_s=t0)
         for _, o in _outlets(state, on)
