@@ -218,6 +218,21 @@ def main() -> None:
     write_report(rows, ls, src, args)
 
 
+NOTES = [
+    "## Notes",
+    "",
+    "- `skipped` = the whole site fits at full level (fast path: one feasibility check, no solve); "
+    "`ok` = a plan was needed and found; `infeasible` = not even critical services fit, least-bad plan.",
+    "- The MILP policy runs the greedy first and keeps it when HiGHS has nothing better within its "
+    "budget (`MILP fell back`): at 10k+ servers HiGHS rarely proves a better plan within 0.5 s, so "
+    "the greedy plan is what is used there; the gap table shows how little that costs.",
+    "- Most of a large plan's CPU time is building its actions (one per shed/throttled service and "
+    "one per outlet of every server switched off: ~10^5 validated `Action` objects at 100k servers).",
+    "- Wall-clock columns on this shared machine are 3-6x the CPU columns (load average 7-10 on 2 "
+    "cores from other engineers' jobs and tests); see `decide_default_gc.md` for Python's default GC.",
+]
+
+
 def write_report(rows: list[dict[str, object]], ls: list[dict[str, float]], src: str, args: argparse.Namespace) -> None:
     lines = [
         "# Decision policies: latency, optimality, conversion loss",
@@ -290,7 +305,7 @@ def write_report(rows: list[dict[str, object]], ls: list[dict[str, float]], src:
     report = REPORT if args.gc == "controller" else REPORT.with_name("decide_default_gc.md")
     png = report.with_suffix(".png")
     plot(rows, ls, png)
-    lines += ["", f"![latency and loss]({png.name})"]
+    lines += ["", *NOTES, "", f"![latency and loss]({png.name})"]
     report.parent.mkdir(parents=True, exist_ok=True)
     report.write_text("\n".join(lines) + "\n")
     print(f"wrote {report}")
