@@ -129,6 +129,24 @@ OPENING = "002-utility-loss-ups-ats"
 """The playlist opens with the utility loss (UPS ride-through, ATS transfer): the headline event."""
 
 
+RAW_KEEP_S = 3600.0
+"""Raw readings kept (simulated seconds); older ones survive as 5-minute roll-ups for a week."""
+
+
+async def retain(backend: LiveBackend, clock: ScaledClock, every_s: float = 600.0) -> None:
+    """Apply the store's retention every ``every_s`` simulated seconds, so a long demo stays small."""
+    while True:
+        await clock.sleep_s(every_s)
+        try:
+            done = await asyncio.to_thread(
+                backend.store.apply_retention, clock.now_s(), RAW_KEEP_S, 300.0, 7 * 86_400.0
+            )
+        except WattwiseError as err:
+            logger.warning("demo: retention failed: %s", err)
+            continue
+        logger.info("demo: retention deleted %d raw rows", done.deleted_raw)
+
+
 def _scenario_files(scenarios: Path, names: list[str] | None) -> list[Path]:
     files = sorted(scenarios.glob("*.yaml"))
     if names:
@@ -153,13 +171,14 @@ async def _run(
         loop.add_signal_handler(sig, controller.stop)
     if duration_s is not None:
         loop.call_later(duration_s, controller.stop)
-    player = asyncio.create_task(play(twin, slots, clock))
+    tasks = [asyncio.create_task(play(twin, slots, clock)), asyncio.create_task(retain(backend, clock))]
     try:
         await controller.run()
     finally:
         alive.clear()
-        player.cancel()
-        await asyncio.gather(player, return_exceptions=True)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def demo(
@@ -180,6 +199,9 @@ def demo(
     store_path: Annotated[
         Path | None, typer.Option("--store", help="DuckDB file (default settings.duckdb_path)")
     ] = None,
+    store_every_s: Annotated[
+        float, typer.Option(min=0.0, help="Simulated seconds between stored polls (every poll is validated)")
+    ] = 60.0,
     approve: Annotated[
         list[str] | None, typer.Option(help="Action kind that waits for an operator, e.g. service_shed (repeatable)")
     ] = None,
@@ -199,7 +221,8 @@ def demo(
         raise typer.Exit(2) from err
     assembly = assemble(
         site, [TwinDriver(twin, clock=clock)], store, clock, act_mode,
-        poll_period_s=poll_s * speed, decide_period_s=settings.decision_period_s, approval_kinds=approval_kinds,
+        poll_period_s=poll_s * speed, decide_period_s=settings.decision_period_s,
+        approval_kinds=approval_kinds, store_every_s=store_every_s,
     )  # fmt: skip
     loop = asyncio.new_event_loop()
     alive = Event_()
