@@ -35,8 +35,9 @@ from wattwise.api.live_views import (
     journal_view,
     planned_action,
     trim_decision,
-    what_if_summary,
+    ups_views,
 )
+from wattwise.api.live_whatif import MAX_ACTIONS_SHOWN, plan_for_loss
 from wattwise.api.schemas import (
     ActionState,
     Actor,
@@ -61,17 +62,15 @@ from wattwise.api.schemas import (
     UpsState,
     WhatIfResult,
 )
-from wattwise.api.views import headroom_view, node_loads, node_sides, site_view, utc
-from wattwise.api.whatif import lose
+from wattwise.api.views import headroom_view, node_sides, site_view, utc
 from wattwise.config import Mode
 from wattwise.control.assemble import Assembly
-from wattwise.control.loop import LatestValues, ReadingSink, TickReport
-from wattwise.control.planner import PeakForecaster
+from wattwise.control.loop import ReadingSink, TickReport
 from wattwise.decide.base import SiteForecast
-from wattwise.errors import ActuationRefused, WattwiseError
+from wattwise.errors import ActuationRefused
 from wattwise.model.clock import Clock
 from wattwise.model.graph import ChainLoads
-from wattwise.model.values import Action, Decision, DecisionStatus, Reading
+from wattwise.model.values import Action, Decision, Reading
 from wattwise.store import base as store_base
 from wattwise.store.base import TimeSeriesStore
 from wattwise.telemetry.batch import ReadingBatch
@@ -80,8 +79,6 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Values = dict[tuple[str, str], tuple[float, float]]
-MAX_ACTIONS_SHOWN = 30
-"""Actions of one decision, and recent outcomes, shown in the plan (load sharing moves thousands)."""
 BASELINE_NOTE = "baseline: recent peak + 5 % (point = latest, upper = recent per-server peak × 1.05)"
 OPERATOR_DECISION = "operator"
 EVENT_DECISION = "event"
@@ -317,30 +314,7 @@ class LiveBackend:
         tick, caches = self._view()
         if caches.ups is not None:
             return caches.ups
-        values = tick.values if tick is not None else {}
-
-        def get(dev: str, metric: str) -> float | None:
-            hit = values.get((dev, metric))
-            return hit[0] if hit is not None else None
-
-        out = []
-        for u in self.site_model.ups:
-            load_w, cap_w = loads.of(u.id)
-            on_battery = get(u.id, "on_battery")
-            out.append(
-                UpsState(
-                    id=u.id,
-                    load_w=load_w,
-                    capacity_w=cap_w,
-                    on_battery=None if on_battery is None else on_battery >= 0.5,
-                    battery_charge_frac=get(u.id, "battery_charge_frac"),
-                    battery_wh=u.battery_wh,
-                    state_of_health_frac=get(u.id, "battery_health_frac") or u.state_of_health_frac,
-                    runtime_s=get(u.id, "battery_runtime_s"),
-                    runtime_basis="telemetry: battery_runtime_s reported by the UPS",
-                )
-            )
-        caches.ups = tuple(out)
+        caches.ups = ups_views(self.site_model, loads, tick.values if tick is not None else {})
         return caches.ups
 
     def _by_device(self) -> dict[str, list[tuple[str, float, float]]]:
@@ -603,54 +577,11 @@ class LiveBackend:
         unknown = sorted(set(lose_ids) - set(self.graph.node_ids))
         if unknown:
             raise KeyError(f"not a feed, ATS, UPS or PDU: {', '.join(unknown)}")
-        result = await asyncio.to_thread(self._what_if, lose_ids)
+        result = await asyncio.to_thread(
+            plan_for_loss, self.assembly.planner, self._sides, self._values(), lose_ids, self.clock.now_s()
+        )
         self._record(actor, "what-if", ",".join(lose_ids), result.summary)
         return result
-
-    def _what_if(self, lose_ids: tuple[str, ...]) -> WhatIfResult:
-        t_s = self.clock.now_s()
-        values = self._values()
-        psu_w = np.array([values.get((p, "input_power_w"), (0.0, 0.0))[0] for p in self.graph.psu_ids])
-        if not psu_w.any():
-            psu_w = self.graph.equal_share_psu_input_w(self.graph.server_peak_w * 0.5)
-        outcome = lose(self.graph, psu_w, frozenset(lose_ids))
-        loads = outcome.loads
-        over = [n for n, w, c in zip(loads.node_ids, loads.load_w, loads.capacity_w, strict=True) if w > c]
-        decisions = self._would_decide(values, lose_ids, outcome.dead_nodes, t_s)
-        acting = [d for d in decisions if d.actions and d.status is DecisionStatus.OK]
-        chosen = acting or decisions
-        decision = trim_decision(chosen[0], MAX_ACTIONS_SHOWN, t_s) if chosen else None
-        summary = what_if_summary(lose_ids, outcome, over, decisions)
-        return WhatIfResult(
-            lose=lose_ids,
-            t_s=t_s,
-            nodes=node_loads(loads, self._sides, [i for i, k in enumerate(loads.node_kind) if k != "pdu"]),
-            overloaded=tuple(over),
-            servers_unpowered=outcome.servers_unpowered,
-            decision=decision,
-            summary=summary,
-        )
-
-    def _would_decide(self, values: Values, lost: tuple[str, ...], dead: frozenset[str], t_s: float) -> list[Decision]:
-        """Run the policies on a copy of the latest values with the lost feeds dark and UPS on battery."""
-        latest = LatestValues(dict(values))
-        feeds = {f.id for f in self.site_model.feeds}
-        for dev in dead:
-            if dev in feeds:
-                latest.values[(dev, "source_available")] = (0.0, t_s)
-        for u in self.site_model.ups:
-            if u.input in dead and u.id not in lost:
-                latest.values[(u.id, "on_battery")] = (1.0, t_s)
-        planner = self.assembly.planner
-        state = planner.state(latest, t_s)
-        forecast = PeakForecaster().observe(state.server_power_w)
-        out: list[Decision] = []
-        for policy in planner.policies:
-            try:
-                out.append(policy.decide(state, forecast))
-            except WattwiseError as err:
-                logger.warning("what-if: policy %s failed: %s", policy.name, err)
-        return out
 
     async def journal_api_event(self, actor: Actor, kind: str, target: str, detail: str) -> None:
         """Journal a mutation the API did itself (token management)."""

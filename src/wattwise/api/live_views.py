@@ -8,11 +8,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from wattwise.api.schemas import ActionState, AtRisk, ForecastPoint, ForecastView, JournalEntry, PlannedAction
+from wattwise.api.schemas import (
+    ActionState,
+    AtRisk,
+    ForecastPoint,
+    ForecastView,
+    JournalEntry,
+    PlannedAction,
+    UpsState,
+)
 from wattwise.api.views import utc
 from wattwise.api.whatif import LossOutcome
 from wattwise.decide.base import SiteForecast
-from wattwise.model.graph import SiteGraph
+from wattwise.model.graph import ChainLoads, SiteGraph
 from wattwise.model.site import Site
 from wattwise.model.values import Action, Decision
 from wattwise.store.base import JournalEntry as StoreEntry
@@ -85,6 +93,28 @@ def forecast_views(graph: SiteGraph, fc: SiteForecast, t_s: float, model: str) -
 def _get(values: Values, dev: str, metric: str) -> float | None:
     hit = values.get((dev, metric))
     return hit[0] if hit is not None else None
+
+
+def ups_views(site: Site, loads: ChainLoads, values: Values) -> tuple[UpsState, ...]:
+    """Every UPS with its measured load and its reported battery state and runtime."""
+    out = []
+    for u in site.ups:
+        load_w, cap_w = loads.of(u.id)
+        on_battery = _get(values, u.id, "on_battery")
+        out.append(
+            UpsState(
+                id=u.id,
+                load_w=load_w,
+                capacity_w=cap_w,
+                on_battery=None if on_battery is None else on_battery >= 0.5,
+                battery_charge_frac=_get(values, u.id, "battery_charge_frac"),
+                battery_wh=u.battery_wh,
+                state_of_health_frac=_get(values, u.id, "battery_health_frac") or u.state_of_health_frac,
+                runtime_s=_get(values, u.id, "battery_runtime_s"),
+                runtime_basis="telemetry: battery_runtime_s reported by the UPS",
+            )
+        )
+    return tuple(out)
 
 
 def _psu_risks(site: Site, values: Values) -> list[AtRisk]:
