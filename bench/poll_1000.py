@@ -186,7 +186,7 @@ async def measure(info: dict, args: argparse.Namespace, child_pid: int) -> dict:
     readings = sum(r.count for r in await poller.poll_all())
     for d in drivers:
         await d.close()
-    q = statistics.quantiles(cycles, n=100)
+    q = statistics.quantiles(cycles, n=100, method="inclusive")  # never beyond the observed max
     return {
         "devices": len(drivers),
         "cycles": len(cycles),
@@ -200,6 +200,7 @@ async def measure(info: dict, args: argparse.Namespace, child_pid: int) -> dict:
         "cpu_s_per_cycle": cpu_per_cycle,
         "load_avg": load,
         "per_kind_p50_s": {k: statistics.median(v) for k, v in per_kind.items()},
+        "cycles_s": cycles,
         "costs": costs,
     }
 
@@ -230,7 +231,9 @@ def report(res: dict, args: argparse.Namespace) -> str:
     lines = [
         f"# Poller benchmark: {res['devices']} emulated devices on loopback",
         "",
-        "Command: `.venv/bin/python bench/poll_1000.py`",
+        f"Command: `.venv/bin/python bench/poll_1000.py {' '.join(sys.argv[1:])}`".replace(
+            f" --out {REPO}/", " --out "
+        ),
         "",
         f"Machine: {os.cpu_count()} cores, 1-min load average {res['load_avg']:.1f} during the measurement "
         f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}). The machine is shared with other work: when the "
