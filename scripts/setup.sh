@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(nut-server nut-client etcd-server etcd-client prometheus snmpsim snmp
-  slurmctld slurmd slurm-client munge chromium libvirt-dev libvirt0 pkg-config)
+  slurmctld slurmd slurm-client munge chromium libvirt-dev libvirt0 pkg-config libnss3-tools)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

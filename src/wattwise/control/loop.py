@@ -119,13 +119,15 @@ def detect_event(before: LatestValues, after: LatestValues) -> str | None:
             return f"{device}: {metric}"
         if metric == "ats_source_index" and old is not None and value != old:
             return f"{device}: ATS transfer"
-        if metric == "source_available" and value < 1 <= (old if old is not None else 1):
-            return f"{device}: source lost"
-        if metric == "source_available" and value >= 1 > (old if old is not None else 1):
-            return f"{device}: source returned"
         if metric == "load_frac" and value >= 0.95 > (old or 0):
             return f"{device}: near limit"
-        if metric == "available" and value < 1 <= (old if old is not None else 1):
+        if old is None:  # first sight of a device is its state, not a change (standby sources read 0)
+            continue
+        if metric == "source_available" and value < 1 <= old:
+            return f"{device}: source lost"
+        if metric == "source_available" and value >= 1 > old:
+            return f"{device}: source returned"
+        if metric == "available" and value < 1 <= old:
             return f"{device}: unit down"
     return None
 
