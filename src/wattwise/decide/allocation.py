@@ -58,7 +58,7 @@ class GreedyAllocationPolicy:
     >>> back = outage.with_(feed_available=None, service_level_frac=[1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0])
     >>> d = GreedyAllocationPolicy().decide(back, SiteForecast())
     >>> [(a.target_id, a.not_before_s) for a in d.actions if a.kind.value == "service_restore"]
-    [('svc-0003', 5.0), ('svc-0004', 10.0), ('svc-0005', 15.0), ('svc-0007', 20.0), ('svc-0006', 25.0)]
+    [('svc-0003', 0.0), ('svc-0004', 5.0), ('svc-0005', 10.0), ('svc-0007', 15.0), ('svc-0006', 20.0)]
     """
 
     name = "greedy_allocation"
