@@ -12,7 +12,6 @@ from tests.store.conftest import StoreFactory
 from wattwise.errors import StoreError
 from wattwise.store.base import JournalEntry, TimeSeriesStore
 from wattwise.store.export import export_training_parquet
-from wattwise.store.journal import StoreJournal
 from wattwise.store.sql import LATEST_VERSION
 from wattwise.telemetry.batch import ReadingBatch
 
@@ -173,10 +172,9 @@ def test_store_journal_takes_the_actuators_entries(store: TimeSeriesStore) -> No
     action = Action(
         kind=ActionKind.POWER_CAP, target_id="srv-1", value=300.0, reason="feed A overload", decision_id="d7"
     )
-    journal = StoreJournal(store)
     for i, phase in enumerate((Phase.PLANNED, Phase.DRY_RUN, Phase.PENDING, Phase.SENT, Phase.ACKED)):
-        journal.append(ActEntry.of(action, phase, 100.0 + i))
-    got = journal.entries(since_s=101.0)
+        store.append_journal(ActEntry.of(action, phase, 100.0 + i))
+    got = store.journal(since_s=101.0)
     assert [e.phase for e in got] == ["dry-run", "pending", "sent", "acked"]
     assert {(e.command_id, e.kind, e.value, e.reason) for e in got} == {
         (action.command_id, "power_cap", 300.0, "feed A overload")
