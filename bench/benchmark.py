@@ -748,7 +748,14 @@ def main(argv: Sequence[str] | None = None, *, quick: bool | None = None, out: P
         else:
             saved = pickle.loads(args.from_results.read_bytes())
         md, checks = write_report(
-            plan, saved["results"], args.out, saved["wall_s"], saved["load_start"], saved["memory"]
+            plan,
+            saved["results"],
+            args.out,
+            saved["wall_s"],
+            saved["load_start"],
+            saved["memory"],
+            rendered_from=args.from_results,
+            saved=saved,
         )
         console.print(f"re-wrote {md} from {args.from_results}")
         return 0
