@@ -27,7 +27,7 @@ def _blackout() -> Scenario:
             "generate": {"servers": 200, "servers_per_rack": 20, "racks_per_hall": 10, "seed": 4},
             "seed": 1,
             "duration_s": 2400,
-            "overrides": {"ups-h1-a": {"battery_wh": 5000}, "ups-h1-b": {"battery_wh": 5000}},
+            "overrides": {"ups-h1-a": {"battery_wh": 6000}, "ups-h1-b": {"battery_wh": 6000}},
             "events": [
                 {"at_s": 60, "kind": "generator_fail", "target": "generator-a"},
                 {"at_s": 60, "kind": "generator_fail", "target": "generator-b"},
