@@ -20,7 +20,8 @@ from wattwise.api.live_backend import LiveBackend
 from wattwise.api.schemas import ActionState, Actor, Event, Role
 from wattwise.api.server import ServerThread
 from wattwise.config import Settings
-from wattwise.control.assemble import assemble
+from wattwise.control.assemble import assemble, default_policies
+from wattwise.decide.load_sharing import CurveLoadSharingPolicy
 from wattwise.errors import ActuationRefused
 from wattwise.model.clock import SimClock
 from wattwise.model.loader import load_site
@@ -151,6 +152,7 @@ def test_operator_approval_runs_on_the_controller_loop() -> None:
     assembly = assemble(
         site, [TwinDriver(twin, clock=clock)], store, clock, Mode.ARMED,
         approval_kinds=frozenset({ActionKind.PSU_SETPOINT}),
+        policies=[*default_policies(), CurveLoadSharingPolicy()],  # load sharing is opt-in (ADR 0003)
     )  # fmt: skip
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)

@@ -22,7 +22,7 @@ from wattwise.control.loop import LatestValues
 from wattwise.decide.base import EfficiencyCurves, Policy, PowerState, SiteForecast
 from wattwise.decide.index import SiteIndex
 from wattwise.model.graph import SiteGraph
-from wattwise.model.values import Decision, DecisionStatus
+from wattwise.model.values import Decision
 
 logger = logging.getLogger(__name__)
 
@@ -109,8 +109,6 @@ class PolicyPlanner:
                 self.policy_errors[policy.name] = f"{type(err).__name__}: {err}"
                 continue
             self.policy_errors.pop(policy.name, None)
-            if d.status is not DecisionStatus.OK and d.status is not DecisionStatus.INFEASIBLE:
-                continue
             actions = tuple(a.model_copy(update={"decision_id": f"{policy.name}@{decision_id}"}) for a in d.actions)
             decisions.append(d.model_copy(update={"actions": actions}))
         return decisions, self.context(state, latest, now_s, event)
