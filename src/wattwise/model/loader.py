@@ -205,8 +205,15 @@ def parse_text(text: str, file: str = "<string>") -> tuple[Any, list[Problem]]:
     return data, duplicates
 
 
-def check_text(text: str, file: str = "<string>") -> tuple[Site | None, list[Problem]]:
-    """Validate site text; return the site (when it has no errors) and every problem found."""
+def check_text(text: str, file: str = "<string>", *, warning_lines: bool = True) -> tuple[Site | None, list[Problem]]:
+    """Validate site text; return the site (when it has no errors) and every problem found.
+
+    Args:
+        text: The site as YAML or JSON.
+        file: Name used in problems.
+        warning_lines: Look up line numbers when there are only warnings (composing the YAML
+            node tree costs about a second per MB; errors always get their lines).
+    """
     with gc_paused():
         data, problems = parse_text(text, file)
         if data is None:
@@ -221,15 +228,18 @@ def check_text(text: str, file: str = "<string>") -> tuple[Site | None, list[Pro
             problems.extend(_pydantic_problems(err))
         del data
         problems.extend(rule_problems)
-    if problems:
+    has_errors = any(p.severity is Severity.ERROR for p in problems)
+    if problems and (has_errors or warning_lines):
         lines = _line_index(text)
         problems = [_locate(p, lines, file) for p in problems]
-    if any(p.severity is Severity.ERROR for p in problems):
+    elif problems:
+        problems = [_locate(p, {}, file) for p in problems]
+    if has_errors:
         site = None
     return site, problems
 
 
-def check_file(path: Path) -> tuple[Site | None, list[Problem]]:
+def check_file(path: Path, *, warning_lines: bool = True) -> tuple[Site | None, list[Problem]]:
     """Validate a site file; see :func:`check_text`."""
     try:
         text = path.read_text(encoding="utf-8")
@@ -237,7 +247,7 @@ def check_file(path: Path) -> tuple[Site | None, list[Problem]]:
         return None, [Problem("<root>", "unreadable", str(err), file=str(path))]
     except UnicodeDecodeError as err:
         return None, [Problem("<root>", "unreadable", f"not UTF-8 text: {err}", file=str(path))]
-    return check_text(text, str(path))
+    return check_text(text, str(path), warning_lines=warning_lines)
 
 
 def load_site(path: Path) -> Site:
@@ -246,7 +256,7 @@ def load_site(path: Path) -> Site:
     Raises:
         SiteValidationError: The file broke at least one rule (warnings alone do not raise).
     """
-    site, problems = check_file(path)
+    site, problems = check_file(path, warning_lines=False)  # warnings are dropped here: no line look-up
     if site is None:
         raise SiteValidationError(problems)
     return site
