@@ -328,7 +328,9 @@ OBSERVATIONS = [
     "* Event-processor SLA misses are higher for wattwise in 001/002/005 (likely: servers switched off or services "
     "shed by the allocation host event processors; no contestant moves partitions).",
     "* The full controller (MILP + interlocks) kept critical availability at 100 % in 002 like the hook path, "
-    "but logged 726 s of priority inversion where the hook path logged none.",
+    "and is not deterministic: its MILP runs on a 0.5 s wall-clock budget, so plans depend on machine load "
+    "(run at 13:30 under load 11: 726 s of priority inversion, high tier 61.7 %; run at 14:00 under load 3-4: "
+    "no inversion, high tier 76.1 %); the hook path (greedy) gives identical outcomes run to run.",
     "* The wattwise round's p99 latency is dominated by `PredictiveMigrationPolicy` in the overload "
     "scenarios (001/005): compare the no-migration column's p99.",
     "",
