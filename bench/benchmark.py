@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import multiprocessing
 import os
 import pickle
 import platform
@@ -107,7 +108,9 @@ def run_all(jobs: Sequence[Job], workers: int, on_done: Callable[[JobResult], No
             if on_done:
                 on_done(r)
         return out
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    # Spawned, not forked: a fork of a process that already runs threads (DuckDB, BLAS, a test
+    # runner's servers) can crash the child at random (seen as segfaults inside libyaml and pydantic).
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         pending: set[Future[JobResult]] = {pool.submit(run_job, j) for j in jobs}
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)

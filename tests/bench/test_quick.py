@@ -41,7 +41,7 @@ def quick(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     bm = _load()
     plan = bm.quick_plan()
     t0 = time.perf_counter()
-    results = bm.run_all(bm.jobs_of(plan), 2)
+    results = bm.run_all(bm.jobs_of(plan), 1)  # in-process: no child processes inside the test runner
     wall_s = time.perf_counter() - t0
     out = tmp_path_factory.mktemp("bench")
     md, _ = bm.write_report(plan, results, out, wall_s, (0.0, 0.0, 0.0), {})
