@@ -86,7 +86,7 @@ def test_store_journal_round_trip(tmp_path: Path) -> None:
 
 def _view(**values: float) -> LatestValues:
     view = LatestValues()
-    view.update([Reading(*k.split("__"), value=v, t_s=0.0) for k, v in values.items()])  # type: ignore[misc]
+    view.update_batch(ReadingBatch.from_readings(Reading(*k.split("__"), value=v, t_s=0.0) for k, v in values.items()))  # type: ignore[misc]
     return view
 
 

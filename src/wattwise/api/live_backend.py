@@ -65,7 +65,7 @@ from wattwise.api.schemas import (
 from wattwise.api.views import headroom_view, node_sides, site_view, utc
 from wattwise.config import Mode
 from wattwise.control.assemble import Assembly
-from wattwise.control.loop import ReadingSink, TickReport
+from wattwise.control.loop import IngestSink, TickReport
 from wattwise.decide.base import SiteForecast
 from wattwise.errors import ActuationRefused
 from wattwise.model.clock import Clock
@@ -87,13 +87,13 @@ PLAIN_ROWS = frozenset({OPERATOR_DECISION, EVENT_DECISION})
 
 
 class PhaseTap:
-    """A ``ReadingSink`` in front of the real one that keeps the latest current of each PDU phase.
+    """An ``IngestSink`` in front of the real one that keeps the latest current of each PDU phase.
 
     Phase currents share one (device, metric) key and differ only by their ``phase`` tag, so the
     latest-value table keeps one of them; the tap keeps all three for the headroom view.
     """
 
-    def __init__(self, inner: ReadingSink) -> None:
+    def __init__(self, inner: IngestSink) -> None:
         self.inner = inner
         self.phase_current_a: dict[tuple[str, int], float] = {}
 

@@ -27,7 +27,7 @@ from wattwise.telemetry.batch import ReadingBatch
 logger = logging.getLogger(__name__)
 
 
-class ReadingSink(Protocol):
+class IngestSink(Protocol):
     """Validates and stores readings; returns the accepted ones. Never raises for a store outage."""
 
     def ingest(self, readings: Sequence[Reading], now_s: float) -> ReadingBatch:
@@ -65,15 +65,6 @@ class LatestValues:
 
     values: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
     events: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
-
-    def update(self, readings: Sequence[Reading]) -> None:
-        """Keep the newest value per key."""
-        for r in readings:
-            old = self.values.get((r.device_id, r.metric))
-            if old is None or r.t_s >= old[1]:
-                self.values[(r.device_id, r.metric)] = (r.value, r.t_s)
-                if r.metric in EVENT_METRICS:
-                    self.events[(r.device_id, r.metric)] = (r.value, r.t_s)
 
     def update_batch(self, batch: ReadingBatch) -> None:
         """Take a validated batch (one poll: its rows are at least as new as what is held)."""
@@ -150,7 +141,7 @@ class Controller:
     def __init__(
         self,
         drivers: Sequence[Driver],
-        sink: ReadingSink,
+        sink: IngestSink,
         planner: Planner,
         actuator: Actuator,
         clock: Clock,
