@@ -16,6 +16,7 @@ from wattwise.model.metrics import METRICS
 from wattwise.model.values import Action, ActionKind
 
 RECORDING = REPO / "tests" / "fixtures" / "snmp" / "apc-rpdu.snmprec"
+RECORDING_3PH = REPO / "tests" / "fixtures" / "snmp" / "apc-rpdu-3ph.snmprec"
 FAST = RetryPolicy(timeout_s=0.5, attempts=2, backoff_s=0.01)
 
 
@@ -37,13 +38,40 @@ async def test_v2c_reads_power_phase_and_outlets(agent_port: int) -> None:
     assert all(r.metric in METRICS for r in readings)
     v = _values(readings)
     assert v[("pdu-a", "power_w", ())] == 845.0
-    assert v[("pdu-a", "current_a", (("phase", "L1"),))] == pytest.approx(3.7)  # deci-amps → A
+    assert v[("pdu-a", "current_l1_a", (("phase", "L1"),))] == pytest.approx(3.7)  # deci-amps → A
+    assert not any(k[0] == "pdu-a" and k[1] == "current_a" for k in v)  # a phase is never the bare current_a
     assert v[("pdu-a/o1", "current_a", ())] == pytest.approx(0.5)
     assert v[("pdu-a.outlet8", "current_a", ())] == pytest.approx(1.2)
     assert sum(1 for k in v if k[1] == "outlet_on") == 8
     ident = await driver.identify()
     assert "AP8959EU3" in ident.values()
     await driver.close()
+
+
+@pytest.fixture(scope="module")
+def agent_3ph_port() -> Iterator[int]:
+    with running_snmpsimd(RECORDING_3PH) as port:
+        yield port
+
+
+async def test_three_phase_loads_are_distinct_metrics(agent_3ph_port: int) -> None:
+    # Regression (wattwise issue 5): the three rPDULoadStatusLoad rows of one poll share
+    # (device, t_s); each phase must be its own metric or telemetry drops two as duplicates.
+    driver = SnmpPduDriver("pdu-3", SnmpTarget(port=agent_3ph_port, community="apc-rpdu-3ph"), retry=FAST)
+    readings = await driver.read()
+    await driver.close()
+    assert all(r.metric in METRICS for r in readings)
+    keys = [(r.device_id, r.metric, r.t_s) for r in readings]
+    assert len(keys) == len(set(keys))
+    phases = {r.metric: (r.value, r.tags) for r in readings if r.device_id == "pdu-3" and r.metric != "power_w"}
+    assert phases == {
+        "current_l1_a": (pytest.approx(3.7), (("phase", "L1"),)),
+        "current_l2_a": (pytest.approx(5.2), (("phase", "L2"),)),
+        "current_l3_a": (pytest.approx(4.1), (("phase", "L3"),)),
+    }
+    v = _values(readings)
+    assert v[("pdu-3.outlet1", "current_a", ())] == pytest.approx(4.4)
+    assert (v[("pdu-3.outlet1", "outlet_on", ())], v[("pdu-3.outlet2", "outlet_on", ())]) == (1.0, 0.0)
 
 
 async def test_v3_authnopriv_outlet_off_and_refusal(agent_port: int) -> None:

@@ -1,9 +1,10 @@
 """SnmpPduDriver: APC PowerNet-MIB switched/metered rack PDUs over SNMP v2c or v3 (pysnmp 7.1).
 
 Per poll, one GET (in chunks) of: rPDUIdentDevicePowerWatts, per-phase rPDULoadStatusLoad
-(deci-amps), per-outlet rPDUOutletControlOutletCommand (the outlet state, as APC reports it on
-GET) and rPDUOutletStatusLoad (deci-amps, metered-by-outlet models; absent objects are
-skipped). Outlet actions SET rPDUOutletControlOutletCommand (1 on, 2 off, 3 reboot).
+(deci-amps, emitted as ``current_l1_a``..``current_l3_a``), per-outlet
+rPDUOutletControlOutletCommand (the outlet state, as APC reports it on GET) and
+rPDUOutletStatusLoad (deci-amps, metered-by-outlet models; absent objects are skipped).
+Outlet actions SET rPDUOutletControlOutletCommand (1 on, 2 off, 3 reboot).
 
 SNMP cannot tell a wrong v2c community from a dead agent (agents drop such requests): both
 are ``DeviceUnavailable``. A v3 USM failure that pysnmp reports as an indication (unknown user,
@@ -39,6 +40,7 @@ from wattwise.drivers.base import DeviceHealth
 from wattwise.drivers.health import HealthTracker
 from wattwise.drivers.retry import RetryPolicy, call_with_retries
 from wattwise.errors import DeviceAuthError, DeviceProtocolError, DeviceUnavailable, DriverError
+from wattwise.model.metrics import phase_current_metric
 from wattwise.model.values import Action, ActionKind, ActionResult, Reading
 from wattwise.units import deci_to_unit
 
@@ -248,8 +250,10 @@ class SnmpPduDriver:
             out.append(Reading(self.device_id, "power_w", float(int(got[OID_POWER_W])), t_s))
         for p in range(1, phases + 1):
             if (v := got.get(f"{OID_PHASE_LOAD}.{p}")) is not None:
+                # One metric per phase: L1..L3 share (device, t_s), so the phase must be in the metric.
+                metric = phase_current_metric(p)
                 out.append(
-                    Reading(self.device_id, "current_a", deci_to_unit(float(int(v))), t_s, tags=(("phase", f"L{p}"),))
+                    Reading(self.device_id, metric, deci_to_unit(float(int(v))), t_s, tags=(("phase", f"L{p}"),))
                 )
         for n in range(1, outlets + 1):
             oid = self.outlet_id(n)

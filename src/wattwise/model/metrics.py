@@ -33,6 +33,8 @@ def _g(name: str, unit: str, lo: float, hi: float, doc: str) -> MetricSpec:
     return MetricSpec(name, unit, lo, hi, MetricKind.GAUGE, doc)
 
 
+_PHASES = (1, 2, 3)
+
 _SPECS = (
     _g("power_w", "W", 0.0, 1e8, "real power drawn (or delivered, for sources)"),
     _g("input_power_w", "W", 0.0, 1e8, "AC input power of a converter (PSU, UPS, rectifier)"),
@@ -40,7 +42,11 @@ _SPECS = (
     _g("apparent_power_va", "VA", 0.0, 1e8, "apparent power"),
     _g("capacity_w", "W", 0.0, 1e9, "current usable capacity"),
     _g("voltage_v", "V", 0.0, 50_000.0, "AC voltage (RMS)"),
-    _g("current_a", "A", 0.0, 10_000.0, "AC current (RMS)"),
+    _g("current_a", "A", 0.0, 10_000.0, "AC current (RMS); for a polyphase device, the single total"),
+    *(
+        _g(f"current_l{p}_a", "A", 0.0, 10_000.0, f"AC current (RMS) of phase L{p} (NUT input.L{p}.current)")
+        for p in _PHASES
+    ),
     _g("dc_voltage_v", "V", 0.0, 1000.0, "DC bus or output voltage"),
     _g("dc_current_a", "A", 0.0, 10_000.0, "DC output current"),
     _g("frequency_hz", "Hz", 0.0, 1000.0, "AC frequency"),
@@ -65,6 +71,7 @@ _SPECS = (
     _g("ats_source_index", "1", 0.0, 1.0, "which source an ATS is on (0 = first source)"),
     _g("source_available", "1", 0.0, 1.0, "1 when a feed delivers power"),
     _g("breaker_tripped", "1", 0.0, 1.0, "1 when a breaker has tripped"),
+    *(_g(f"breaker_l{p}_tripped", "1", 0.0, 1.0, f"1 when the phase L{p} breaker has tripped") for p in _PHASES),
     _g("outlet_on", "1", 0.0, 1.0, "1 when an outlet is switched on"),
     _g("available", "1", 0.0, 1.0, "1 when a unit (PSU, server, module, processor) is up"),
     _g("fan_speed_rpm", "rpm", 0.0, 50_000.0, "fan speed"),
@@ -86,3 +93,57 @@ _SPECS = (
 )
 
 METRICS: dict[str, MetricSpec] = {m.name: m for m in _SPECS}
+
+PHASE_NAMES: tuple[str, ...] = tuple(f"L{p}" for p in _PHASES)
+"""Phase labels of a three-phase feed, in order (``L1``, ``L2``, ``L3``)."""
+
+PHASE_CURRENT_METRICS: tuple[str, ...] = tuple(f"current_l{p}_a" for p in _PHASES)
+"""Per-phase RMS current metrics, index 0 is L1."""
+
+PHASE_BREAKER_METRICS: tuple[str, ...] = tuple(f"breaker_l{p}_tripped" for p in _PHASES)
+"""Per-phase breaker state metrics, index 0 is L1."""
+
+
+def phase_current_metric(phase: int) -> str:
+    """The metric of the RMS current of phase ``phase`` (1-based: 1 is L1).
+
+    A phase is part of a reading's identity, so each phase has its own metric: readings of
+    L1, L2 and L3 taken at the same instant must not share (device, metric, time).
+
+    >>> phase_current_metric(2)
+    'current_l2_a'
+
+    Raises:
+        ValueError: ``phase`` is not 1, 2 or 3.
+    """
+    return _by_phase(PHASE_CURRENT_METRICS, phase)
+
+
+def phase_breaker_metric(phase: int) -> str:
+    """The metric of the breaker state of phase ``phase`` (1-based).
+
+    >>> phase_breaker_metric(3)
+    'breaker_l3_tripped'
+
+    Raises:
+        ValueError: ``phase`` is not 1, 2 or 3.
+    """
+    return _by_phase(PHASE_BREAKER_METRICS, phase)
+
+
+def phase_of_metric(metric: str) -> int | None:
+    """The 1-based phase a per-phase metric is about, or None for any other metric.
+
+    >>> phase_of_metric("current_l3_a"), phase_of_metric("breaker_l1_tripped"), phase_of_metric("current_a")
+    (3, 1, None)
+    """
+    for names in (PHASE_CURRENT_METRICS, PHASE_BREAKER_METRICS):
+        if metric in names:
+            return names.index(metric) + 1
+    return None
+
+
+def _by_phase(names: tuple[str, ...], phase: int) -> str:
+    if phase not in _PHASES:
+        raise ValueError(f"phase {phase} is not one of {_PHASES}")
+    return names[phase - 1]
