@@ -15,7 +15,7 @@ from wattwise.drivers.nut_client import NutClient, NutEndpoint
 from wattwise.drivers.nut_vars import NutVarParser, UpsStatus, parse_status
 from wattwise.drivers.retry import RetryPolicy
 from wattwise.errors import DeviceAuthError, DeviceProtocolError, DeviceUnavailable
-from wattwise.model.metrics import METRICS
+from wattwise.model.metrics import METRICS, phase_of_metric
 from wattwise.model.values import Action, ActionKind
 
 DUMPS = DATASETS / "nut_ddl_device_dumps" / "dumps"
@@ -46,11 +46,55 @@ async def test_every_dump_parses_through_real_upsd(every_dump: tuple[int, dict[s
         readings = await driver.read()
         await driver.close()
         assert all(r.metric in METRICS for r in readings), name
+        keys = [(r.device_id, r.metric, r.t_s) for r in readings]
+        assert len(keys) == len(set(keys)), f"{name} ({dummy[name].name}): readings share (device, metric, t_s)"
         if not readings:
             empty.append(name)
         assert driver.health().available
     # Every dump carries at least ups.status or a battery/load value.
     assert empty == []
+
+
+async def test_three_phase_inputs_are_one_metric_per_phase(every_dump: tuple[int, dict[str, Path]]) -> None:
+    # Regression (wattwise issue 5): input.L1..L3.* of one poll share (device, t_s).
+    port, dummy = every_dump
+    name = next(n for n, f in dummy.items() if f.name == "Eaton__93PM__snmp-ups__2.7.4__01.dev")
+    driver = NutDriver("ups-3ph", name, NutEndpoint(port=port), retry=FAST)
+    readings = await driver.read()
+    await driver.close()
+    phased = {r.metric: (r.value, r.tags) for r in readings if phase_of_metric(r.metric) is not None}
+    assert phased == {
+        "current_l1_a": (6.0, (("phase", "L1"),)),
+        "current_l2_a": (5.0, (("phase", "L2"),)),
+        "current_l3_a": (5.0, (("phase", "L3"),)),
+        "power_l1_w": (314.0, (("phase", "L1"),)),
+        "power_l2_w": (292.0, (("phase", "L2"),)),
+        "power_l3_w": (296.0, (("phase", "L3"),)),
+    }
+
+
+def test_phase_and_temperature_variables_map_to_distinct_metrics() -> None:
+    variables = {
+        "input.current": "12.5",
+        "input.L1.current": "4.0",
+        "input.L2.current": "4.5",
+        "input.L3.current": "4.0",
+        "input.L2.realpower": "990",
+        "ups.temperature": "31",
+        "battery.temperature": "27",
+    }
+    readings, problems = NutVarParser("pdu-n").parse(variables, 5.0)
+    assert problems == []
+    assert {r.metric: r.value for r in readings} == {
+        "current_a": 12.5,
+        "current_l1_a": 4.0,
+        "current_l2_a": 4.5,
+        "current_l3_a": 4.0,
+        "power_l2_w": 990.0,
+        "temperature_c": 31.0,
+        "battery_temperature_c": 27.0,
+    }
+    assert len(readings) == len(variables)
 
 
 async def test_quirky_values_are_reported_per_variable(every_dump: tuple[int, dict[str, Path]]) -> None:

@@ -1,5 +1,9 @@
 """NUT variables → wattwise readings: names, units and ``ups.status`` flags, converted once here.
 
+``ups.status`` words become ``ups_status_flags`` with the bits of
+:class:`wattwise.model.ups_status.UpsStatus` (re-exported here); ``input.L1.current`` and
+``input.L1.realpower`` (ePDUs, three-phase UPSes) become ``current_l1_a`` and ``power_l1_w``.
+
 Unparsable values are reported per variable (:class:`VarProblem`), never fatal for the poll:
 real devices (see the nut-ddl dumps) report ``battery.charge: 255``, empty strings, or
 vendor text where a number belongs.
@@ -11,31 +15,13 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from enum import IntFlag
 
+from wattwise.model.metrics import phase_current_metric, phase_power_metric
+from wattwise.model.ups_status import UpsStatus
 from wattwise.model.values import Quality, Reading
 from wattwise.units import pct_to_frac
 
-
-class UpsStatus(IntFlag):
-    """``ups.status`` flags (NUT docs/new-drivers.txt) as the bits of ``ups_status_flags``."""
-
-    OL = 1
-    OB = 2
-    LB = 4
-    HB = 8
-    RB = 16
-    CHRG = 32
-    DISCHRG = 64
-    BYPASS = 128
-    CAL = 256
-    OFF = 512
-    OVER = 1024
-    TRIM = 2048
-    BOOST = 4096
-    FSD = 8192
-    ALARM = 16384
-    NOCOMM = 32768
+__all__ = ["NutVarParser", "UpsStatus", "VarProblem", "default_outlet_id", "parse_status"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +77,8 @@ _DEVICE_VARS: dict[str, tuple[str, Callable[[float], float], tuple[tuple[str, st
     "battery.charge": ("battery_charge_frac", pct_to_frac, ()),
     "battery.runtime": ("battery_runtime_s", _ident, ()),
     "battery.voltage": ("battery_voltage_v", _ident, ()),
-    "battery.temperature": ("temperature_c", _ident, (("sensor", "battery"),)),
+    # Not temperature_c: a UPS reporting ups.temperature too would give two readings of one key.
+    "battery.temperature": ("battery_temperature_c", _ident, ()),
     "ups.load": ("load_frac", pct_to_frac, ()),
     "ups.power": ("apparent_power_va", _ident, ()),
     "ups.realpower.nominal": ("capacity_w", _ident, ()),
@@ -114,7 +101,7 @@ _OUTLET_VARS: dict[str, tuple[str, Callable[[float], float]]] = {
 }
 
 _OUTLET = re.compile(r"^outlet\.(\d+)\.(.+)$")
-_PHASE = re.compile(r"^input\.(L[1-3])\.(current|realpower)$")
+_PHASE = re.compile(r"^input\.(L([1-3]))\.(current|realpower)$")
 
 
 def default_outlet_id(device_id: str, outlet: int) -> str:
@@ -164,7 +151,9 @@ class NutVarParser:
             metric = "output_power_w" if self.device_type == "ups" else "power_w"
             return [Reading(self.device_id, metric, _number(raw), t_s)]
         if (phase := _PHASE.match(var)) is not None:
-            metric = "current_a" if phase.group(2) == "current" else "power_w"
+            # One metric per phase: input.L1..L3.* of one poll share (device, t_s).
+            n = int(phase.group(2))
+            metric = phase_current_metric(n) if phase.group(3) == "current" else phase_power_metric(n)
             return [Reading(self.device_id, metric, _number(raw), t_s, tags=(("phase", phase.group(1)),))]
         if var == "input.source":
             # ATS: NUT numbers sources from 1; wattwise from 0.

@@ -1,0 +1,61 @@
+"""The bits of the ``ups_status_flags`` metric: NUT ``ups.status`` words as one bitmask.
+
+This is the one definition: the NUT driver encodes what upsd reports with it, the twin encodes
+its UPS state with it, and the twin's NUT emulator decodes it back into words. The bit order
+is wattwise's own (NUT itself only has the words, docs/new-drivers.txt).
+
+>>> status_flags("OB DISCHRG LB") == UpsStatus.OB | UpsStatus.DISCHRG | UpsStatus.LB
+True
+>>> status_words(status_flags("OB DISCHRG LB"))
+'OB LB DISCHRG'
+"""
+
+from __future__ import annotations
+
+from enum import IntFlag
+
+
+class UpsStatus(IntFlag):
+    """``ups.status`` words (NUT docs/new-drivers.txt) as the bits of ``ups_status_flags``."""
+
+    OL = 1
+    OB = 2
+    LB = 4
+    HB = 8
+    RB = 16
+    CHRG = 32
+    DISCHRG = 64
+    BYPASS = 128
+    CAL = 256
+    OFF = 512
+    OVER = 1024
+    TRIM = 2048
+    BOOST = 4096
+    FSD = 8192
+    ALARM = 16384
+    NOCOMM = 32768
+
+
+def status_flags(words: str) -> UpsStatus:
+    """Encode a ``ups.status`` word list (``"OL CHRG"``) as flags; case-insensitive.
+
+    Raises:
+        ValueError: A word is not a NUT status word (use the NUT driver's ``parse_status``
+            to keep going past vendor words instead).
+    """
+    flags = UpsStatus(0)
+    for word in words.split():
+        flag = UpsStatus.__members__.get(word.upper())
+        if flag is None:
+            raise ValueError(f"{word!r} is not a NUT ups.status word")
+        flags |= flag
+    return flags
+
+
+def status_words(flags: int) -> str:
+    """Decode flags into ``ups.status`` words, in bit order (``"OB LB DISCHRG"``); empty for 0.
+
+    >>> status_words(0), status_words(int(UpsStatus.OL | UpsStatus.CHRG))
+    ('', 'OL CHRG')
+    """
+    return " ".join(f.name or "" for f in UpsStatus if int(flags) & f.value)
