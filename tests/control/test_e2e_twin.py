@@ -76,3 +76,18 @@ def test_everything_shed_is_back_at_the_end(armed: ControlledRun) -> None:
     assert not twin.work.svc_shed.any()
     counts = Counter((str(e.phase), e.kind) for e in armed.assembly.journal.entries(limit=10**6))
     assert counts[("failed", "service_shed")] == 0
+
+
+def test_levels_only_go_down_while_on_battery(armed: ControlledRun) -> None:
+    """No shed/restore or throttle flapping during the outage: hysteresis in the policy."""
+    entries = armed.assembly.journal.entries(limit=10**6)
+    planned = [e for e in entries if e.phase is Phase.PLANNED and OUTAGE_START_S <= e.t_s < OUTAGE_START_S + OUTAGE_S]
+    assert [e for e in planned if e.kind == "service_shed"], "the outage shed nothing: the test shows nothing"
+    raised = [e for e in planned if e.kind == "service_restore"]
+    levels: dict[str, float] = {}
+    for e in planned:
+        if e.kind == "throttle" and e.value is not None:
+            if e.target_id in levels and e.value > levels[e.target_id] + 1e-9:
+                raised.append(e)
+            levels[e.target_id] = e.value
+    assert not raised, f"raised on battery: {[(e.t_s, e.kind, e.target_id, e.value) for e in raised[:5]]}"

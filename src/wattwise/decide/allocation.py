@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from wattwise.decide.allocation_greedy import solve_greedy
+from wattwise.decide.allocation_hold import hold_raises
 from wattwise.decide.allocation_milp import solve_milp
 from wattwise.decide.allocation_problem import OFF, AllocationProblem, build_problem
 from wattwise.decide.base import PowerState, SiteForecast
@@ -44,8 +45,10 @@ class GreedyAllocationPolicy:
         shed_layer_s: Delay between shed layers (tier, then dependency layer), s.
         restore_stagger_s: Delay between restore steps, s.
         inrush_step_w: Most power restored in one step, W.
-        restore_margin_frac: Free share of every limit required before a service shed in the
-            state is restored during an event (hysteresis against shed/restore flapping).
+        restore_margin_frac: Free share of every limit a row must keep after a service is
+            raised above its present level (restored or throttled up); hysteresis against
+            shed/restore and throttle flapping (:mod:`wattwise.decide.allocation_hold`, which
+            also keeps shed services shed while their UPS is on battery).
 
     >>> from wattwise.model.generate import SiteSpec, generate_site
     >>> from wattwise.decide.index import SiteIndex
@@ -98,10 +101,12 @@ class GreedyAllocationPolicy:
         p = self.problem(state, forecast, spare_off=True)
         full = np.zeros(p.n_service, dtype=np.int64)
         p_on = p.with_spares_on()
+        assert state.service_level_frac is not None
+        now = state.service_level_frac
         if not p_on.violations(full):
-            return to_decision(self, state, p_on, full, [])
+            return to_decision(self, state, p_on, hold_raises(p_on, full, now, self.restore_margin_frac), [])
         level_idx, notes = (full, []) if not p.violations(full) else self.plan(p, state)
-        return to_decision(self, state, p, level_idx, notes)
+        return to_decision(self, state, p, hold_raises(p, level_idx, now, self.restore_margin_frac), notes)
 
 
 class MilpAllocationPolicy(GreedyAllocationPolicy):

@@ -10,7 +10,7 @@ psu_setpoint        PSU id               W of output share (0 = hot standby)
 power_cap           server id            W (>= idle); None removes the cap
 throttle            server or service id fraction; a service takes one of its levels
 service_shed        service id           stops all its workloads
-service_restore     service id           starts them again (restart delay)
+service_restore     service id           starts them again (restart delay); value: level
 workload_migrate    workload id          dest_id = server id (powered, not cordoned)
 workload_stop/start workload id          -
 workload_defer      workload id          stops it until workload_start
@@ -105,6 +105,10 @@ def _throttle(twin: Twin, a: Action) -> str:
 def _service(twin: Twin, a: Action) -> str:
     k = _idx(twin, "service", a.target_id)
     shed = a.kind is ActionKind.SERVICE_SHED
+    if not shed and a.value is not None and a.value > 0:  # restored at the planned level
+        levels = twin.site.services[k].throttle_levels_frac
+        if any(abs(a.value - lv) < 1e-6 for lv in levels):
+            twin.work.svc_throttle_frac[k] = a.value
     twin.work.svc_shed[k] = shed
     return f"service {a.target_id} {'shed' if shed else 'restored'}"
 
