@@ -2,8 +2,10 @@
 
 UPS readings follow NUT: ``battery_charge_frac`` is ``battery.charge``/100, ``battery_runtime_s``
 is ``battery.runtime``, ``load_frac`` is ``ups.load``/100, and ``ups_status_flags`` is the
-``ups.status`` word as a bitmask (:data:`NUT_FLAGS`); the words themselves ride in the
-``ups.status`` tag (``"OB DISCHRG LB"``).
+``ups.status`` words as a bitmask with the bits the NUT driver uses
+(:class:`wattwise.model.ups_status.UpsStatus`); the words themselves ride in the ``ups.status``
+tag (``"OB DISCHRG LB"``). A PDU's phases have one metric each (``current_l1_a``,
+``breaker_l1_tripped``...), since its three phase readings share device and time.
 """
 
 from __future__ import annotations
@@ -14,14 +16,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
+from wattwise.model.metrics import PHASE_NAMES, phase_breaker_metric, phase_current_metric
+from wattwise.model.ups_status import status_flags
 from wattwise.model.values import Reading
 from wattwise.sim.chain import ups_runtime_s
 
 if TYPE_CHECKING:
     from wattwise.sim.twin import Twin
 
-NUT_FLAGS = {"OL": 1, "OB": 2, "LB": 4, "CHRG": 8, "DISCHRG": 16, "OVER": 32, "BYPASS": 64, "OFF": 128, "RB": 256}
-"""NUT ``ups.status`` words → bit of the ``ups_status_flags`` reading."""
 FAN_MAX_RPM = 12_000.0
 SERVER_MEMORY_GIB = 256.0
 """Installed memory assumed per server (the site model does not carry it)."""
@@ -78,8 +80,7 @@ def _ups(twin: Twin, t: float, out: Rows) -> None:
     words = ups_status_words(twin)
     _emit(out, ids, "low_battery", np.array(["LB" in w.split() for w in words]), t)
     for d, w in zip(ids, words, strict=True):
-        flags = sum(NUT_FLAGS[x] for x in w.split())
-        out.append(Reading(d, "ups_status_flags", float(flags), t, tags=(("ups.status", w),)))
+        out.append(Reading(d, "ups_status_flags", float(status_flags(w)), t, tags=(("ups.status", w),)))
 
 
 def _feeds(twin: Twin, t: float, out: Rows) -> None:
@@ -110,9 +111,9 @@ def _pdus(twin: Twin, t: float, out: Rows) -> None:
     for k, d in enumerate(ids):
         for ph in range(3):
             if rated[k][ph] > 0:
-                tag = (("phase", f"L{ph + 1}"),)
-                out.append(Reading(d, "current_a", current[k][ph], t, tags=tag))
-                out.append(Reading(d, "breaker_tripped", float(tripped[k][ph]), t, tags=tag))
+                tag = (("phase", PHASE_NAMES[ph]),)
+                out.append(Reading(d, phase_current_metric(ph + 1), current[k][ph], t, tags=tag))
+                out.append(Reading(d, phase_breaker_metric(ph + 1), float(tripped[k][ph]), t, tags=tag))
 
 
 def _outlets(twin: Twin, t: float, out: Rows) -> None:

@@ -23,6 +23,7 @@ OUTLETS = ("pdu-1/o1", "pdu-1/o2", "pdu-1/o3")
 
 def _state() -> MemoryDriver:
     state = {("pdu-1", "power_w"): 900.0, ("pdu-1", "voltage_v"): 230.0, ("pdu-1", "load_frac"): 0.3}
+    state.update({("pdu-1", f"current_l{p}_a"): 1.0 + p / 2 for p in (1, 2, 3)})
     for i, oid in enumerate(OUTLETS):
         state[(oid, "outlet_on")] = 1.0
         state[(oid, "power_w")] = 100.0 * (i + 1)
@@ -61,6 +62,7 @@ async def test_outlet_off_through_real_upsd_changes_state(twin_upsd: tuple[Memor
     before = {(r.device_id, r.metric): r.value for r in await driver.read()}
     assert before[("pdu-1/o2", "outlet_on")] == 1.0
     assert before[("pdu-1/o2", "power_w")] == 200.0
+    assert [before[("pdu-1", f"current_l{p}_a")] for p in (1, 2, 3)] == [1.5, 2.0, 2.5]  # input.L1..L3.current
 
     result = await driver.apply(Action(kind=ActionKind.OUTLET_OFF, target_id="pdu-1/o2", reason="test"))
     assert result.ok, result.message

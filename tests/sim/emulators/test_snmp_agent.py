@@ -18,12 +18,12 @@ FAST = RetryPolicy(timeout_s=0.5, attempts=2, backoff_s=0.01)
 
 
 class PhasedMemory(MemoryDriver):
-    """MemoryDriver plus per-phase currents, as the twin reports them (tagged)."""
+    """MemoryDriver plus per-phase currents, as the twin reports them (one metric per phase, tagged)."""
 
     async def read(self) -> list[Reading]:
         out = await super().read()
         t = self.now_s()
-        return out + [Reading("pdu-9", "current_a", 2.0 + p, t, tags=(("phase", f"L{p}"),)) for p in (1, 2, 3)]
+        return out + [Reading("pdu-9", f"current_l{p}_a", 2.0 + p, t, tags=(("phase", f"L{p}"),)) for p in (1, 2, 3)]
 
 
 @pytest.fixture
@@ -50,7 +50,8 @@ async def test_outlet_off_changes_twin_state(agent: tuple[MemoryDriver, SnmpPduA
     driver = _driver(srv)
     v = {(r.device_id, r.metric, r.tags): r.value for r in await driver.read()}
     assert v[("pdu-9", "power_w", ())] == 1500.0
-    assert v[("pdu-9", "current_a", (("phase", "L3"),))] == pytest.approx(5.0)
+    phases = [v[("pdu-9", f"current_l{p}_a", (("phase", f"L{p}"),))] for p in (1, 2, 3)]
+    assert phases == [pytest.approx(3.0), pytest.approx(4.0), pytest.approx(5.0)]
     assert v[("pdu-9/o2", "current_a", ())] == pytest.approx(2.0)  # 460 W at 230 V
     assert (await driver.apply(Action(kind=ActionKind.OUTLET_OFF, target_id="pdu-9/o2"))).ok
     assert backend.state[("pdu-9/o2", "outlet_on")] == 0.0

@@ -18,8 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from wattwise.drivers.base import Driver
-from wattwise.drivers.nut_vars import UpsStatus
 from wattwise.errors import DriverError
+from wattwise.model.metrics import PHASE_CURRENT, PHASE_POWER, phase_of_metric
+from wattwise.model.ups_status import status_words
 from wattwise.model.values import Action, ActionKind, Reading
 from wattwise.sim.emulators.cache import read_devices
 
@@ -78,7 +79,7 @@ def readings_to_vars(spec: NutDeviceSpec, readings: Sequence[Reading]) -> dict[s
     if words:
         out["ups.status"] = words
     elif flags is not None:
-        out["ups.status"] = " ".join(f.name or "" for f in UpsStatus if int(flags) & f.value) or "OL"
+        out["ups.status"] = status_words(int(flags)) or "OL"
     elif out.pop("_on_battery", "0") == "1":
         out["ups.status"] = "OB LB" if out.get("_low_battery") == "1" else "OB"
     out.pop("_on_battery", None)
@@ -100,10 +101,15 @@ _PLAIN = {
 }
 
 
+# Per-phase metric family → leaf of NUT's input.L<n>.<leaf> (breaker state has no NUT variable).
+_PHASE_VARS = {PHASE_CURRENT.name: "current", PHASE_POWER.name: "realpower"}
+
+
 def _device_var(out: dict[str, str], r: Reading, device_type: str) -> None:
-    phase = dict(r.tags).get("phase")
-    if phase is not None and r.metric == "current_a":
-        out[f"input.{phase}.current"] = _fmt(r.value)
+    if (phased := phase_of_metric(r.metric)) is not None:
+        family, phase = phased
+        if family.name in _PHASE_VARS:
+            out[f"input.L{phase}.{_PHASE_VARS[family.name]}"] = _fmt(r.value)
     elif r.metric == ("output_power_w" if device_type == "ups" else "power_w"):
         out["ups.realpower"] = _fmt(r.value)
     elif r.metric in _SCALE_PCT:

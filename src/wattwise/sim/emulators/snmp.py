@@ -3,7 +3,9 @@
 GET/GETNEXT/GETBULK are answered from ``driver.read()``; a SET of
 rPDUOutletControlOutletCommand.N (1 on, 2 off, 3 reboot) becomes ``driver.apply`` and changes
 what the next GET returns (unlike snmpsimd's writecache, state really follows commands).
-Outlet current is reported from the outlet's ``current_a``, or ``power_w`` at the PDU voltage.
+Phase loads come from the PDU's ``current_l1_a``..``current_l3_a`` (``current_a`` stands in
+for phase 1 of a PDU that reports only a total). Outlet current is reported from the outlet's
+``current_a``, or ``power_w`` at the PDU voltage.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pysnmp.proto.api import v2c
 from wattwise.drivers import snmp as mib
 from wattwise.drivers.base import Driver
 from wattwise.errors import DriverError
+from wattwise.model.metrics import PHASE_CURRENT_METRICS
 from wattwise.model.values import Action, ActionKind, Reading
 from wattwise.sim.emulators.cache import read_devices
 
@@ -160,8 +163,8 @@ class SnmpPduAgent(asyncio.DatagramProtocol):
     def table(self, readings: Sequence[Reading]) -> dict[Oid, Any]:
         """The MIB view of the backing state: OID → SNMP value."""
         d = self.spec.device_id
-        v = {(r.device_id, r.metric): r.value for r in readings if not r.tags}
-        phase_a = {dict(r.tags).get("phase"): r.value for r in readings if r.device_id == d and r.metric == "current_a"}
+        # Per-phase metrics (current_l1_a...) keep a phase tag beside the phase in their name.
+        v = {(r.device_id, r.metric): r.value for r in readings if not r.tags or r.metric in PHASE_CURRENT_METRICS}
         t: dict[Oid, Any] = {
             _oid("1.3.6.1.2.1.1.1.0"): v2c.OctetString("wattwise twin PDU (PowerNet-MIB subset)"),
             _oid("1.3.6.1.2.1.1.5.0"): v2c.OctetString(d),
@@ -171,8 +174,9 @@ class SnmpPduAgent(asyncio.DatagramProtocol):
             _oid(mib.OID_NUM_PHASES): v2c.Integer(self.spec.phases),
             _oid(mib.OID_POWER_W): v2c.Integer(round(v.get((d, "power_w"), 0.0))),
         }
-        for p in range(1, self.spec.phases + 1):
-            amps = phase_a.get(f"L{p}", v.get((d, "current_a"), 0.0) if p == 1 else 0.0)
+        for p, metric in enumerate(PHASE_CURRENT_METRICS[: self.spec.phases], start=1):
+            # A single-phase PDU that reports only its total serves it as phase 1.
+            amps = v.get((d, metric), v.get((d, "current_a"), 0.0) if p == 1 else 0.0)
             t[_oid(f"{mib.OID_PHASE_LOAD}.{p}")] = v2c.Gauge32(max(0, round(amps * 10)))
         for n, oid in enumerate(self.spec.outlet_ids, start=1):
             on = v.get((oid, "outlet_on"), 1.0) >= 0.5
