@@ -79,7 +79,13 @@ def test_views_follow_telemetry(rig: Rig) -> None:
     utility = next(n for n in head.nodes if n.id == "utility-a")
     measured = rig.backend.assembly.controller.latest.get("utility-a", "power_w")
     assert measured is not None and utility.load_w == pytest.approx(measured) and measured > 0
-    assert any(p.load_w > 0 for p in head.phases)  # phase currents survive the (device, metric) table
+    # Each phase has its own metric, so all three survive the (device, metric) table (issue 5).
+    assert any(p.load_w > 0 for p in head.phases)
+    voltage_v = {pdu.id: pdu.voltage_v for pdu in rig.backend.site_model.pdus}
+    latest = rig.backend.assembly.controller.latest
+    for p in head.phases:
+        current_a = latest.get(p.pdu_id, f"current_l{p.phase}_a")
+        assert current_a is not None and p.load_w == pytest.approx(current_a * voltage_v[p.pdu_id]), p
     ups = run(rig.backend.ups())
     assert all(u.on_battery is False and u.battery_charge_frac is not None for u in ups)
     page = run(rig.backend.devices("server", 0, 2))
@@ -92,6 +98,7 @@ def test_views_follow_telemetry(rig: Rig) -> None:
     status = run(rig.backend.status())
     assert status.running and status.mode == "armed" and status.leader == "self"
     assert status.staleness_s is not None and status.staleness_s <= 1.0
+    assert status.rejected_readings == ()  # no duplicate (device, metric, t_s) among the twin's readings
 
 
 def test_degraded_psu_is_at_risk(rig: Rig) -> None:

@@ -1,10 +1,10 @@
 """``LiveBackend``: the ``ApiBackend`` of a running controller (telemetry, plans, journal).
 
 Every read is served from a snapshot the control loop hands over at the end of each tick
-(``Controller.listeners``): the latest accepted values, the PDU phase currents seen on the
-wire, the planner's last forecast and decisions, the actuator's verdicts. Views derived from
-a snapshot are cached until the next tick, so the dashboard's polling costs a dictionary
-look-up. The journal is the store's journal (operator actions are written there too), kept in
+(``Controller.listeners``): the latest accepted values (PDU phase currents among them, one
+metric per phase), the planner's last forecast and decisions, the actuator's verdicts. Views
+derived from a snapshot are cached until the next tick, so the dashboard's polling costs a
+dictionary look-up. The journal is the store's journal (operator actions are written there too), kept in
 memory with sequence numbers for paging and refreshed when something was written.
 
 The controller may run on another thread and event loop than the API (the demo does that, so
@@ -18,7 +18,7 @@ import bisect
 import logging
 import threading
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
@@ -65,15 +65,15 @@ from wattwise.api.schemas import (
 from wattwise.api.views import headroom_view, node_sides, site_view, utc
 from wattwise.config import Mode
 from wattwise.control.assemble import Assembly
-from wattwise.control.loop import IngestSink, TickReport
+from wattwise.control.loop import TickReport
 from wattwise.decide.base import SiteForecast
 from wattwise.errors import ActuationRefused
 from wattwise.model.clock import Clock
 from wattwise.model.graph import ChainLoads
-from wattwise.model.values import Action, Decision, Reading
+from wattwise.model.metrics import PHASE_CURRENT_METRICS
+from wattwise.model.values import Action, Decision
 from wattwise.store import base as store_base
 from wattwise.store.base import TimeSeriesStore
-from wattwise.telemetry.batch import ReadingBatch
 
 logger = logging.getLogger(__name__)
 
@@ -86,37 +86,12 @@ PLAIN_ROWS = frozenset({OPERATOR_DECISION, EVENT_DECISION})
 """``decision_id`` of journal rows that are not actuator phases (operator actions, power events)."""
 
 
-class PhaseTap:
-    """An ``IngestSink`` in front of the real one that keeps the latest current of each PDU phase.
-
-    Phase currents share one (device, metric) key and differ only by their ``phase`` tag, so the
-    latest-value table keeps one of them; the tap keeps all three for the headroom view.
-    """
-
-    def __init__(self, inner: IngestSink) -> None:
-        self.inner = inner
-        self.phase_current_a: dict[tuple[str, int], float] = {}
-
-    def ingest(self, readings: Sequence[Reading], now_s: float) -> ReadingBatch:
-        """Remember phase currents, then validate and store through the wrapped sink."""
-        phases = {}
-        for r in readings:
-            if r.metric == "current_a" and r.tags:
-                name = dict(r.tags).get("phase", "")
-                if name.startswith("L") and name[1:].isdigit():
-                    phases[(r.device_id, int(name[1:]) - 1)] = r.value
-        if phases:
-            self.phase_current_a = phases
-        return self.inner.ingest(readings, now_s)
-
-
 @dataclass(frozen=True)
 class TickView:
     """What the loop held at the end of one tick (copied, so readers never race the loop)."""
 
     t_s: float
     values: Values
-    phase_current_a: dict[tuple[str, int], float]
     decisions: tuple[Decision, ...]
     verdicts: tuple[Verdict, ...]
     forecast: SiteForecast | None
@@ -149,7 +124,7 @@ class LiveBackend:
     """Answers the API from a running :class:`Assembly` and its store; see the module doc.
 
     Args:
-        assembly: The wired controller (its sink is wrapped by a :class:`PhaseTap`).
+        assembly: The wired controller.
         store: The store the controller writes (history and journal are read from it).
         clock: The controller's clock.
         leader: Name of the leader shown in the status (``"self"`` for one controller).
@@ -196,10 +171,7 @@ class LiveBackend:
         self._roles: dict[str, str] = {}
         self._tick: TickView | None = None
         self._caches = _Caches()
-        controller = assembly.controller
-        self.tap = controller.sink if isinstance(controller.sink, PhaseTap) else PhaseTap(controller.sink)
-        controller.sink = self.tap
-        controller.listeners.append(self._on_tick)
+        assembly.controller.listeners.append(self._on_tick)
 
     # ---- the loop's side -----------------------------------------------------------------
     def _on_tick(self, report: TickReport) -> None:
@@ -208,7 +180,6 @@ class LiveBackend:
         view = TickView(
             t_s=report.t_s,
             values=dict(c.latest.values),
-            phase_current_a=dict(self.tap.phase_current_a),
             decisions=tuple(c.last_decisions),
             verdicts=report.verdicts,
             forecast=planner.last_forecast,
@@ -287,9 +258,17 @@ class LiveBackend:
             phase_w = np.zeros_like(base.phase_load_w)
             for k, pdu in enumerate(self.site_model.pdus):
                 for ph in range(pdu.phases):
-                    phase_w[k, ph] = tick.phase_current_a.get((pdu.id, ph), 0.0) * pdu.voltage_v
+                    phase_w[k, ph] = self._phase_current_a(tick.values, pdu.id, ph, pdu.phases) * pdu.voltage_v
             caches.loads = replace(base, load_w=load_w, phase_load_w=phase_w)
         return caches.loads, tick.t_s
+
+    @staticmethod
+    def _phase_current_a(values: Values, pdu_id: str, phase: int, phases: int) -> float:
+        """Latest current of 0-based ``phase``; a single-phase PDU may report only its total."""
+        hit = values.get((pdu_id, PHASE_CURRENT_METRICS[phase]))
+        if hit is None and phases == 1:
+            hit = values.get((pdu_id, "current_a"))
+        return hit[0] if hit is not None else 0.0
 
     @staticmethod
     def _node_power_w(values: Values, node: str, kind: str) -> float:
