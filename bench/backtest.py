@@ -287,7 +287,7 @@ def main() -> None:
     lines.insert(
         3,
         f"Run time: {total:.0f} s wall, {cpu:.0f} s CPU of this process ({', '.join(timings)}); "
-        f"{os.cpu_count()} cores, load average {load:.1f} at the end (other jobs shared the machine).",
+        f"{os.cpu_count()} cores, load average {load:.1f} at the end.",
     )
     (REPORTS / "prediction.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -412,7 +412,7 @@ def plot_timelines(results: Sequence[JobResult], out: Path, prefix: str) -> list
 
 
 def decide_md_latency() -> dict[str, list[tuple[int, float, float]]]:
-    """Allocation latency p50/p99 (ms) vs size from bench/reports/decide.md (policies engineer's run).
+    """Allocation latency p50/p99 (ms) vs size from bench/reports/decide.md (from bench/decide_latency.py).
 
     Columns are found by their header names, so a re-run of ``bench/decide_latency.py`` that adds
     columns still parses.
@@ -599,8 +599,8 @@ def write_report(
         "",
         "Scenarios (from `scenarios/`, as written except for time): each file's event times and durations "
         "(and price/carbon signal breakpoints) are multiplied by the time scale and the run is cut at "
-        "`run s`; events after the cut are dropped. The scenarios were written by the twin engineer before "
-        "this benchmark existed and are used unchanged otherwise; the time scales and cuts were chosen only "
+        "`run s`; events after the cut are dropped. The scenario files "
+        "predate this benchmark and are used unchanged otherwise; the time scales and cuts were chosen only "
         "to fit the 30-minute budget (every failure still happens and, except where the cut says so, "
         "recovers inside the run); nothing was tuned after seeing a result. At 10k servers "
         "the scenario runs on a generated site (`generate: {servers: 10000}`) with site-wide capacity "
@@ -662,7 +662,7 @@ def write_report(
         "",
         "`wattwise round` = one whole poll of the wattwise hook (twin → state, forecast, every due policy); "
         "wall clock on the shared machine, p99 CPU (`process_time`, this process) beside it. The allocation rows "
-        "at 1k/10k/100k are the policies engineer's measurement (`bench/decide_latency.py`, not re-run here) on "
+        "at 1k/10k/100k come from `bench/decide_latency.py` (not re-run here), measured on "
         "worst-case power-event states.",
         "",
         "| what | servers | samples | p50 ms | p99 ms | p99 CPU ms |",

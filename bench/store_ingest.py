@@ -314,7 +314,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="ww-bench-"))
     out("# Store and ingest benchmarks")
     out()
-    out(f"Load average at start (other engineers share these 2 cores): {os.getloadavg()[0]:.1f}.")
+    out(f"Load average at start (2 cores): {os.getloadavg()[0]:.1f}.")
     out()
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())

@@ -217,13 +217,13 @@ def _report(rows: list[dict[str, float]]) -> str:
         "# Twin speed and memory",
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-        f"load average at start {os.getloadavg()[0]:.1f} (shared machine: other jobs run alongside).",
+        f"load average at start {os.getloadavg()[0]:.1f} (2 cores; wall clock includes any contention).",
         "Sites from `generate_site(SiteSpec(servers=N, seed=0))`: 2N servers with 2 PSUs each, racklet racks, "
         "A/B feeds + generators, ATS, UPS, 3-phase PDUs; workloads driven by packaged PlanetLab traces; 1 s steps "
         "with the timeline recorded. Each size runs in a fresh process; max RSS is the whole process "
         "(interpreter, NumPy, pydantic site model and the twin).",
         "",
-        "Wall-clock figures suffer from the other jobs on this shared machine; CPU-time figures "
+        "Wall-clock figures include any contention for the cores (load average above); CPU-time figures "
         "(`time.process_time`, this process only; the step is single-threaded NumPy) are what a dedicated "
         "core would see.",
         "",
