@@ -97,6 +97,8 @@ def _view(**values: float) -> LatestValues:
         ({"ats-1__ats_source_index": 0.0}, {"ats-1__ats_source_index": 1.0}, "ats-1: ATS transfer"),
         ({"utility-a__source_available": 1.0}, {"utility-a__source_available": 0.0}, "utility-a: source lost"),
         ({"pdu-1__load_frac": 0.5}, {"pdu-1__load_frac": 0.97}, "pdu-1: near limit"),
+        ({"pdu-1__breaker_l2_tripped": 0.0}, {"pdu-1__breaker_l2_tripped": 1.0}, "pdu-1: breaker_l2_tripped"),
+        ({"utility-a__breaker_tripped": 0.0}, {"utility-a__breaker_tripped": 1.0}, "utility-a: breaker_tripped"),
         ({"psu-1__available": 1.0}, {"psu-1__available": 0.0}, "psu-1: unit down"),
         ({"ups-a__on_battery": 1.0}, {"ups-a__on_battery": 1.0}, None),
         ({"pdu-1__load_frac": 0.5}, {"pdu-1__load_frac": 0.6}, None),

@@ -21,6 +21,7 @@ from wattwise.act.interlocks import InterlockContext
 from wattwise.drivers.base import Driver
 from wattwise.errors import WattwiseError
 from wattwise.model.clock import Clock
+from wattwise.model.metrics import PHASE_BREAKER_METRICS
 from wattwise.model.values import Decision, Reading
 from wattwise.telemetry.batch import ReadingBatch
 
@@ -48,11 +49,15 @@ EVENT_METRICS = (
     "low_battery",
     "leak_detected",
     "breaker_tripped",
+    *PHASE_BREAKER_METRICS,
     "ats_source_index",
     "source_available",
     "available",
     "load_frac",
 )
+
+_TRIP_METRICS = frozenset({"on_battery", "low_battery", "leak_detected", "breaker_tripped", *PHASE_BREAKER_METRICS})
+"""Flags whose rise from 0 to 1 is a power event."""
 
 
 @dataclass
@@ -106,7 +111,7 @@ def detect_event(before: LatestValues, after: LatestValues) -> str | None:
     """
     for (device, metric), (value, _) in after.events.items():
         old = before.get(device, metric)
-        if metric in {"on_battery", "low_battery", "leak_detected", "breaker_tripped"} and value >= 1 > (old or 0):
+        if metric in _TRIP_METRICS and value >= 1 > (old or 0):
             return f"{device}: {metric}"
         if metric == "ats_source_index" and old is not None and value != old:
             return f"{device}: ATS transfer"
