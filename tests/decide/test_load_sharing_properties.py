@@ -7,6 +7,7 @@ loss-vs-equal-sharing property checks 3 000.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.conftest import DATASETS, need
@@ -117,3 +118,37 @@ def test_two_psu_bus_prefers_one_unit_at_low_load_on_the_measured_curve() -> Non
     for a in d.actions:
         per_server.setdefault(a.target_id.rsplit("-psu", 1)[0], []).append(a.value)
     assert any(0.0 in v for v in per_server.values()), "no bus moved to a single unit"
+
+
+def test_parked_twins_alternate_so_the_feed_sides_stay_balanced() -> None:
+    """2N servers at light load: one PSU per bus carries it, and the carriers alternate feed sides."""
+    from wattwise.control.assemble import efficiency_curves
+    from wattwise.decide.index import SiteIndex
+    from wattwise.decide.load_sharing import psu_side
+    from wattwise.model.generate import SiteSpec, generate_site
+
+    ix = SiteIndex.from_site(generate_site(SiteSpec(servers=400, seed=5)))
+    util = np.random.default_rng(5).uniform(0.2, 0.6, len(ix.server_ids))
+    state = PowerState(
+        index=ix,
+        server_power_w=ix.server_idle_w + util * (ix.server_peak_w - ix.server_idle_w),
+        efficiency=efficiency_curves(ix),
+    )
+    fc = SiteForecast()
+    bus_w, *_ = bus_inputs(state, fc)
+    balanced = CurveLoadSharingPolicy().decide(state, fc)
+    one_sided = CurveLoadSharingPolicy(balance_tolerance_w=-1.0).decide(state, fc)  # balancing off
+    side = psu_side(state)
+    per_side = {}
+    for name, d in (("balanced", balanced), ("one_sided", one_sided)):
+        out = final_outputs(d, state, bus_w)
+        load = np.bincount(side, weights=out)
+        per_side[name] = load[np.unique(side)]
+        parked = np.bincount(ix.psu_bus, weights=(out <= 1e-9).astype(float), minlength=ix.n_bus)
+        assert parked.sum() > 0.5 * ix.n_bus, "the light-load plan should park one twin per bus"
+    assert len(per_side["balanced"]) == 2
+    spread = abs(per_side["balanced"][0] - per_side["balanced"][1])
+    assert spread <= bus_w.max() + 1e-6, f"feed sides differ by {spread:.0f} W, more than one bus"
+    assert abs(per_side["one_sided"][0] - per_side["one_sided"][1]) > 0.9 * per_side["one_sided"].sum()
+    # Balancing is free: the mirrored twins have the same curve, so the loss is unchanged.
+    assert balanced.predicted_effect["loss_w"] == pytest.approx(one_sided.predicted_effect["loss_w"], rel=1e-9)

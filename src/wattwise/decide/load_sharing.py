@@ -17,6 +17,13 @@ left at 0 W stays live (hot standby) and takes load the moment another one fails
   the same bus can (battery energy is kept for the buses that need it), and counts for N+1
   only while its UPS holds charge above the low-battery mark.
 
+* **Feed balance.** On 2N servers the least-loss plan at light load is one PSU carrying the
+  bus and its twin in hot standby. Which twin carries is free (same curve, rating and risk:
+  the mirrored plan costs the same within ``balance_tolerance_w``), so the policy chooses it
+  per bus to keep the feed sides (the root source above each PSU's PDU) evenly loaded:
+  heaviest buses first, each onto the side carrying less so far. Without this every bus
+  would pick the same twin and one feed would carry the whole site.
+
 Bus load is the DC output: the bus's servers' AC power × ``nominal_efficiency_frac``.
 """
 
@@ -65,6 +72,8 @@ class CurveLoadSharingPolicy:
         risk_cost_frac: Extra cost per W on a PSU, per unit of failure probability.
         min_change_w: Set-point changes smaller than this are not sent (no flapping), W.
         split_grid: Number of uneven splits tried per PSU pair.
+        balance_tolerance_w: Extra loss per bus accepted to put a 2-PSU bus's load on the
+            less loaded feed side, W.
 
     >>> import numpy as np
     >>> from wattwise.model.generate import SiteSpec, generate_site
@@ -88,11 +97,13 @@ class CurveLoadSharingPolicy:
         risk_cost_frac: float = 0.2,
         min_change_w: float = 5.0,
         split_grid: int = 10,
+        balance_tolerance_w: float = 0.5,
     ) -> None:
         self.failure_prob_threshold = failure_prob_threshold
         self.risk_cost_frac = risk_cost_frac
         self.min_change_w = min_change_w
         self.split_grid = split_grid
+        self.balance_tolerance_w = balance_tolerance_w
 
     def decide(self, state: PowerState, forecast: SiteForecast) -> Decision:
         """Set-points for every bus."""
@@ -106,6 +117,7 @@ class CurveLoadSharingPolicy:
         for k in np.unique(n_per_bus[n_per_bus > 0]).tolist():
             buses = np.flatnonzero(n_per_bus == k)
             self._solve_group(state, buses, int(k), bus_w, usable, mains, risk, out_w)
+        balance_feeds(state, out_w, usable, mains, risk, self.risk_cost_frac, self.balance_tolerance_w)
         reasons += nplus1_problems(state, bus_w, usable)
         risky = (risk >= self.failure_prob_threshold) & (out_w > 0)
         reasons += [f"{ix.psu_ids[i]} predicted to fail but still needed for its bus" for i in np.flatnonzero(risky)]
@@ -179,6 +191,67 @@ class CurveLoadSharingPolicy:
             predicted_effect=effect,
             t_s=state.t_s,
         )
+
+
+def psu_side(state: PowerState) -> IntArray:
+    """Root source node (feed, or an ATS's preferred feed) above each PSU's PDU."""
+    ix = state.index
+    root = np.arange(len(ix.node_parent))
+    for _ in range(len(root)):
+        up = ix.node_parent[root]
+        if (up < 0).all():
+            break
+        root = np.where(up >= 0, up, root)
+    out: IntArray = root[ix.pdu_node[ix.psu_pdu]]
+    return out
+
+
+def balance_feeds(
+    state: PowerState,
+    out_w: FloatArray,
+    usable: BoolArray,
+    mains: BoolArray,
+    risk: FloatArray,
+    risk_cost_frac: float,
+    tolerance_w: float,
+) -> None:
+    """Mirror 2-PSU buses whose twins are interchangeable so the feed sides share the load (in place)."""
+    ix = state.index
+    n_per_bus = np.bincount(ix.psu_bus, minlength=ix.n_bus)
+    buses = np.flatnonzero(n_per_bus == 2)
+    if len(buses) == 0:
+        return
+    flat = np.flatnonzero(np.isin(ix.psu_bus, buses))
+    psu: IntArray = flat[np.argsort(ix.psu_bus[flat], kind="stable")].reshape(len(buses), 2)
+    side = psu_side(state)
+    a, b = psu[:, 0], psu[:, 1]
+    o = out_w[psu]
+    mirrored = o[:, ::-1]
+    rating = ix.psu_rating_w[psu]
+    both = np.stack([o, mirrored], axis=1)  # (bus, 2 orientations, 2 PSUs)
+    loss = _loss_w(state.efficiency, state.nominal_efficiency_frac, ix.psu_curve[psu], rating, both)
+    cost = loss + risk_cost_frac * (risk[psu][:, None, :] * both).sum(axis=2)
+    free = (
+        (side[a] != side[b])
+        & usable[a]
+        & usable[b]
+        & (mains[a] == mains[b])
+        & (mirrored <= rating + 1e-9).all(axis=1)
+        & (cost[:, 1] <= cost[:, 0] + tolerance_w)
+        & (np.abs(o[:, 0] - o[:, 1]) > 1e-9)
+    )
+    if not free.any():
+        return
+    load = np.bincount(side, weights=out_w, minlength=len(ix.node_parent))
+    fb = np.flatnonzero(free)
+    np.subtract.at(load, side[psu[fb]].ravel(), out_w[psu[fb]].ravel())
+    for j in fb[np.argsort(-o[fb].max(axis=1), kind="stable")].tolist():
+        hi, lo = sorted(o[j].tolist(), reverse=True)
+        sa, sb = int(side[a[j]]), int(side[b[j]])
+        first_on_a = load[sa] <= load[sb]
+        out_w[a[j]], out_w[b[j]] = (hi, lo) if first_on_a else (lo, hi)
+        load[sa] += out_w[a[j]]
+        load[sb] += out_w[b[j]]
 
 
 def _loss_w(
