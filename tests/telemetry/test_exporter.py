@@ -51,6 +51,25 @@ async def test_exposition_uses_base_units_and_reports_health(tmp_path: Path) -> 
     store.close()
 
 
+async def test_phases_are_one_series_name_with_a_phase_label(tmp_path: Path) -> None:
+    now_s = 1_700_000_000.0
+    store = DuckDBStore(tmp_path / "p.duckdb")
+    pipeline = IngestPipeline(store, ReadingValidator({"pdu-1"}), SimClock(now_s))
+    metrics = ["current_l1_a", "current_l2_a", "current_l3_a", "current_a", "breaker_l2_tripped", "power_l3_w"]
+    batch = ReadingBatch.from_columns(["pdu-1"] * 6, metrics, [3.0, 4.5, 2.5, 10.0, 1.0, 575.0], [now_s] * 6)
+    await pipeline.commit(batch)
+    text = generate_latest(build_registry(pipeline)).decode()
+    store.close()
+    for phase, amps in (("L1", "3.0"), ("L2", "4.5"), ("L3", "2.5")):
+        assert f'wattwise_phase_current_amperes{{device_id="pdu-1",phase="{phase}"}} {amps}' in text
+    assert 'wattwise_phase_breaker_tripped{device_id="pdu-1",phase="L2"} 1.0' in text
+    assert 'wattwise_phase_power_watts{device_id="pdu-1",phase="L3"} 575.0' in text
+    assert 'wattwise_current_amperes{device_id="pdu-1"} 10.0' in text  # the total keeps its own name
+    assert "# TYPE wattwise_phase_current_amperes gauge" in text
+    assert text.count("# HELP wattwise_phase_current_amperes ") == 1
+    assert "_l1_" not in text and "_l2_" not in text
+
+
 async def test_real_prometheus_scrapes_the_exporter(tmp_path: Path, prometheus: Prometheus) -> None:
     clock = WallClock()
     pipeline, store = await _pipeline(tmp_path, clock.now_s(), clock)

@@ -7,7 +7,7 @@ import re
 
 from tests.conftest import REPO
 
-from wattwise.telemetry.metrics import METRICS
+from wattwise.telemetry.exporter import device_series_names
 
 HEALTH = {
     "wattwise_readings_accepted_total",
@@ -21,7 +21,7 @@ HEALTH = {
 
 def test_dashboard_queries_exported_series() -> None:
     dash = json.loads((REPO / "deploy" / "grafana" / "wattwise-power-chain.json").read_text())
-    exported = {m.prom_name for m in METRICS.values()} | HEALTH
+    exported = device_series_names() | HEALTH
     used = set()
     for panel in dash["panels"]:
         for target in panel["targets"]:
@@ -29,3 +29,4 @@ def test_dashboard_queries_exported_series() -> None:
     assert used, "the dashboard queries nothing"
     assert used <= exported, used - exported
     assert "wattwise_power_watts" in used
+    assert "wattwise_phase_current_amperes" in used  # PDU phases: one series name, a phase label

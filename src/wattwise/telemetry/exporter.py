@@ -2,7 +2,18 @@
 
 Device values are exported under base-unit names taken from the metric registry
 (``wattwise_power_watts``, ``wattwise_energy_joules_total``, ``wattwise_temperature_celsius``),
-labelled by ``device_id``. Health: readings accepted and rejected (by reason and device),
+labelled by ``device_id``.
+
+Per-phase metrics (``current_l1_a``..``current_l3_a``, ``power_l1_w``..,
+``breaker_l1_tripped``..; see :class:`wattwise.model.metrics.PhaseFamily`) are one metric per
+phase inside wattwise, because the phases of one poll share device and time. Prometheus names
+should not carry label values, so each family is exported as one series name with a ``phase``
+label: ``wattwise_phase_current_amperes{device_id="pdu-1",phase="L2"}``,
+``wattwise_phase_power_watts``, ``wattwise_phase_breaker_tripped``. They are kept apart from
+``wattwise_current_amperes`` (totals and outlet currents), so ``sum by (device_id)`` over either
+name never counts a PDU's load twice.
+
+Health: readings accepted and rejected (by reason and device),
 ingest lag, store write latency, queue depth, per-device staleness, and a build ``_info``.
 
 ``build_registry`` returns a ``CollectorRegistry``; ``metrics_app`` wraps it as an ASGI app
@@ -12,6 +23,7 @@ that the API mounts at ``/metrics``.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 from prometheus_client import CollectorRegistry, make_asgi_app
 from prometheus_client.core import (
@@ -23,7 +35,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from wattwise.telemetry.metrics import METRICS, MetricKind
+from wattwise.model.metrics import PHASE_NAMES, phase_of_metric
+from wattwise.telemetry.metrics import METRICS, MetricDef, MetricKind
 from wattwise.telemetry.pipeline import IngestPipeline
 
 _Family = GaugeMetricFamily | CounterMetricFamily
@@ -44,18 +57,16 @@ class TelemetryCollector(Collector):
     def _device_metrics(self) -> Iterator[Metric]:
         families: dict[str, _Family] = {}
         for (device, metric), (value, _t_s) in sorted(self.pipeline.latest_view().items()):
-            spec = METRICS.get(metric)
-            if spec is None:
+            exported = export_spec(metric)
+            if exported is None:
                 continue
-            fam = families.get(metric)
+            spec, phase = exported
+            labels = [device] if phase is None else [device, phase]
+            fam = families.get(spec.name)
             if fam is None:
-                if spec.kind is MetricKind.COUNTER:
-                    # CounterMetricFamily appends ``_total`` itself
-                    fam = CounterMetricFamily(spec.prom_name.removesuffix("_total"), spec.help, labels=["device_id"])
-                else:
-                    fam = GaugeMetricFamily(spec.prom_name, f"{spec.help} ({spec.unit})", labels=["device_id"])
-                families[metric] = fam
-            fam.add_metric([device], value)
+                fam = _family(spec, ["device_id", "phase"][: len(labels)])
+                families[spec.name] = fam
+            fam.add_metric(labels, value)
         yield from families.values()
 
     def _health_metrics(self) -> Iterator[Metric]:
@@ -85,6 +96,37 @@ class TelemetryCollector(Collector):
         for device, t_s in sorted(p.validator.last_good_t_s().items()):
             stale.add_metric([device], max(0.0, now_s - t_s))
         yield stale
+
+
+def export_spec(metric: str) -> tuple[MetricDef, str | None] | None:
+    """How a metric is exported: the spec of its series and its ``phase`` label, if any.
+
+    Returns:
+        ``None`` for an unknown metric; for a per-phase metric (``current_l2_a``) the spec of
+        its family (``phase_current_a``, exported as ``wattwise_phase_current_amperes``) and the
+        phase (``"L2"``); for any other metric its own spec and ``None``.
+    """
+    spec = METRICS.get(metric)
+    if spec is None:
+        return None
+    phased = phase_of_metric(metric)
+    if phased is None:
+        return spec, None
+    family, phase = phased
+    about = family.description[:1].upper() + family.description[1:]
+    return replace(spec, name=family.name, help=about), PHASE_NAMES[phase - 1]
+
+
+def device_series_names() -> frozenset[str]:
+    """Every Prometheus name device values can be exported under (for dashboards' checks)."""
+    return frozenset(e[0].prom_name for m in METRICS if (e := export_spec(m)) is not None)
+
+
+def _family(spec: MetricDef, labels: list[str]) -> _Family:
+    if spec.kind is MetricKind.COUNTER:
+        # CounterMetricFamily appends ``_total`` itself
+        return CounterMetricFamily(spec.prom_name.removesuffix("_total"), spec.help, labels=labels)
+    return GaugeMetricFamily(spec.prom_name, f"{spec.help} ({spec.unit})", labels=labels)
 
 
 def build_registry(pipeline: IngestPipeline) -> CollectorRegistry:
