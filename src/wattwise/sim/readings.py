@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from wattwise.model.metrics import PHASE_NAMES, phase_breaker_metric, phase_current_metric
+from wattwise.model.metrics import PHASE_BREAKER_METRICS, PHASE_CURRENT_METRICS, PHASE_NAMES
 from wattwise.model.ups_status import status_flags
 from wattwise.model.values import Reading
 from wattwise.sim.chain import ups_runtime_s
@@ -112,8 +112,8 @@ def _pdus(twin: Twin, t: float, out: Rows) -> None:
         for ph in range(3):
             if rated[k][ph] > 0:
                 tag = (("phase", PHASE_NAMES[ph]),)
-                out.append(Reading(d, phase_current_metric(ph + 1), current[k][ph], t, tags=tag))
-                out.append(Reading(d, phase_breaker_metric(ph + 1), float(tripped[k][ph]), t, tags=tag))
+                out.append(Reading(d, PHASE_CURRENT_METRICS[ph], current[k][ph], t, tags=tag))
+                out.append(Reading(d, PHASE_BREAKER_METRICS[ph], float(tripped[k][ph]), t, tags=tag))
 
 
 def _outlets(twin: Twin, t: float, out: Rows) -> None:
