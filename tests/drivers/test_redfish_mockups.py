@@ -11,24 +11,40 @@ import pytest
 from conftest import DATASETS, need
 from wattwise.drivers.redfish import RedfishDriver
 from wattwise.drivers.redfish_client import RedfishEndpoint
+from wattwise.errors import DeviceUnavailable
 from wattwise.model.metrics import METRICS
 from wattwise.model.values import Action, ActionKind
+from wattwise.sim.emulators.redfish_query import expand, parse_expand
 
 MOCKUPS = DATASETS / "redfish_mockups" / "dmtf"
 
 
-def mockup_transport(root: Path, log: list[tuple[str, str, object]]) -> httpx.MockTransport:
-    """Serve a DMTF short-form mockup tree; record writes; PATCH/POST answer 204."""
+def _mockup_file(root: Path, odata_id: str) -> Path:
+    return root / odata_id.removeprefix("/redfish/v1").strip("/") / "index.json"
+
+
+def mockup_transport(
+    root: Path, log: list[tuple[str, str, object]], *, expand_query: bool = True
+) -> httpx.MockTransport:
+    """Serve a DMTF short-form mockup tree; record writes; PATCH/POST answer 204.
+
+    ``$expand`` is served as DMTF specifies (the mockups' roots advertise it); with
+    ``expand_query=False`` the query is ignored although the root still advertises it.
+    """
+
+    def resolve(odata_id: str) -> dict[str, object] | None:
+        file = _mockup_file(root, odata_id)
+        return json.loads(file.read_bytes()) if file.is_file() else None
 
     def handler(request: httpx.Request) -> httpx.Response:
-        path = request.url.path.removeprefix("/redfish/v1").strip("/")
         if request.method in ("PATCH", "POST"):
             log.append((request.method, request.url.path, json.loads(request.content or b"{}")))
             return httpx.Response(204)
-        file = root / path / "index.json"
-        if not file.is_file():
+        body = resolve(request.url.path)
+        if body is None:
             return httpx.Response(404, json={"error": {"message": "not found"}})
-        return httpx.Response(200, content=file.read_bytes(), headers={"Content-Type": "application/json"})
+        how = parse_expand(request.url.query.decode()) if expand_query else None
+        return httpx.Response(200, json=body if how is None else expand(body, resolve, how))
 
     return httpx.MockTransport(handler)
 
@@ -121,5 +137,71 @@ async def test_slow_resources_are_polled_less_and_after_writes() -> None:
     gets.clear()
     assert (await driver.apply(Action(kind=ActionKind.POWER_CAP, target_id="dev", value=420.0))).ok
     await driver.read()
-    assert "/redfish/v1/Chassis/1U/Controls/PowerLimit" in gets  # re-read right after the write
+    # Re-read right after the write: the control itself, or its collection expanded.
+    assert {"/redfish/v1/Chassis/1U/Controls/PowerLimit", "/redfish/v1/Chassis/1U/Controls"} & set(gets)
+    await driver.close()
+
+
+def _counting(inner: httpx.MockTransport, gets: list[str]) -> httpx.MockTransport:
+    def counting(request: httpx.Request) -> httpx.Response:
+        if request.method == "GET":
+            gets.append(str(request.url.raw_path.decode()))
+        return inner.handle_request(request)
+
+    return httpx.MockTransport(counting)
+
+
+async def _steady_read(
+    name: str, *, expand_query: bool
+) -> tuple[dict[tuple[str, str, tuple[tuple[str, str], ...]], float], list[str]]:
+    """Readings and GETs of the second read (after the walk) of a mockup."""
+    need(MOCKUPS.is_dir(), f"Redfish mockups not found at {MOCKUPS}")
+    gets: list[str] = []
+    transport = _counting(mockup_transport(MOCKUPS / name, [], expand_query=expand_query), gets)
+    endpoint = RedfishEndpoint("http://bmc.test", "u", "p", auth="basic")
+    driver = RedfishDriver("dev", endpoint, transport=transport, slow_every=1)
+    await driver.read()
+    gets.clear()
+    readings = {(r.device_id, r.metric, r.tags): r.value for r in await driver.read()}
+    await driver.close()
+    return readings, list(gets)
+
+
+@pytest.mark.parametrize("name", ["public-rackmount1", "public-pdu", "public-power-shelf", "public-cooling-unit"])
+async def test_expand_fetches_collections_in_one_get_with_the_same_readings(name: str) -> None:
+    expanded, expanded_gets = await _steady_read(name, expand_query=True)
+    plain, plain_gets = await _steady_read(name, expand_query=False)
+    assert expanded == plain
+    assert len(expanded_gets) < len(plain_gets)
+    assert any("$expand=." in g for g in expanded_gets)
+    assert not any("$expand" in g for g in plain_gets)  # stopped asking after the first answer lacked members
+
+
+async def test_a_failed_poll_walks_again_from_the_service_root() -> None:
+    need(MOCKUPS.is_dir(), f"Redfish mockups not found at {MOCKUPS}")
+    gets: list[str] = []
+    fail = {"now": False}
+    inner = mockup_transport(MOCKUPS / "public-rackmount1", [])
+
+    def flaky(request: httpx.Request) -> httpx.Response:
+        gets.append(request.url.path)
+        if fail["now"]:
+            return httpx.Response(503)
+        return inner.handle_request(request)
+
+    endpoint = RedfishEndpoint("http://bmc.test", "u", "p", auth="basic")
+    driver = RedfishDriver("dev", endpoint, transport=httpx.MockTransport(flaky))
+    await driver.read()
+    gets.clear()
+    await driver.read()
+    assert "/redfish/v1/" not in gets  # the plan is cached ...
+    fail["now"] = True
+    with pytest.raises(DeviceUnavailable):
+        await driver.read()
+    assert driver.plan is None  # ... dropped by a failed poll ...
+    fail["now"] = False
+    gets.clear()
+    values = {(r.device_id, r.metric) for r in await driver.read()}
+    assert gets[0] == "/redfish/v1/"  # ... and walked again
+    assert ("dev", "power_w") in values
     await driver.close()

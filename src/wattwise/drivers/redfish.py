@@ -1,10 +1,9 @@
 """RedfishDriver: servers' PSUs and power limits, rack PDUs, power shelves and CDUs over Redfish.
 
-The first poll walks links from the service root (Chassis → PowerSubsystem/PowerSupplies and
-their Metrics, legacy Power and Thermal, Controls, Sensors, EnvironmentMetrics; PowerEquipment
-→ RackPDUs/FloorPDUs/PowerShelves → Metrics, Outlets, Mains, PowerSupplies; ThermalEquipment →
-CDUs → EnvironmentMetrics, LeakDetectors) and keeps the list of resources to poll; later polls
-GET only those, and a resource that disappears (404) triggers a new walk.
+The first poll walks links from the service root (:mod:`wattwise.drivers.redfish_plan`) and
+keeps the resources that hold readings; later polls GET only those, a whole collection of them
+in one ``$expand`` request where the service supports it. A 404 or any other failed poll drops
+the plan, so the next poll walks again (a rebooted or re-flashed BMC may have moved things).
 
 Device ids: resources named in ``id_map`` (by ``@odata.id`` or by ``Id``) get that site id;
 otherwise the service's chassis/PDU/CDU is ``device_id`` and a PSU or outlet is
@@ -20,164 +19,31 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import httpx
 
 from wattwise.drivers import redfish_parse as rp
 from wattwise.drivers.base import DeviceHealth
 from wattwise.drivers.health import HealthTracker
-from wattwise.drivers.redfish_client import SERVICE_ROOT, Json, RedfishClient, RedfishEndpoint, RedfishRefused
+from wattwise.drivers.redfish_client import Json, RedfishClient, RedfishEndpoint, RedfishRefused
+from wattwise.drivers.redfish_plan import (
+    Leaf,
+    RedfishPlan,
+    RedfishWalker,
+    index_resources,
+    plan_fetches,
+    poll_singly,
+    resource_key,
+)
 from wattwise.drivers.retry import RetryPolicy
 from wattwise.errors import DriverError
 from wattwise.model.values import Action, ActionKind, ActionResult, Reading
 
 logger = logging.getLogger(__name__)
 
-_EQUIPMENT = ("RackPDUs", "FloorPDUs", "PowerShelves", "TransferSwitches", "Switchgear", "ElectricalBuses")
-_COOLERS = ("CDUs", "ImmersionUnits", "HeatExchangers", "CoolingLoops")
 _SLOW = frozenset({"PowerSupply", "PsuControl", "LimitControl", "CoolingUnit"})
 _POWER_STATE = {ActionKind.OUTLET_OFF: "Off", ActionKind.OUTLET_ON: "On", ActionKind.OUTLET_CYCLE: "PowerCycle"}
-
-
-@dataclass(frozen=True, slots=True)
-class Leaf:
-    """One resource polled every cycle: its URL, how to parse it, and whose readings it holds."""
-
-    url: str
-    kind: str
-    device_id: str
-
-
-@dataclass
-class RedfishPlan:
-    """What the walk from the service root found."""
-
-    leaves: list[Leaf] = field(default_factory=list)
-    outlet_targets: dict[str, str] = field(default_factory=dict)
-    psu_controls: dict[str, str] = field(default_factory=dict)
-    limit_control: str | None = None
-    legacy_power: str | None = None
-    psu_names: dict[str, str] = field(default_factory=dict)
-    problems: list[str] = field(default_factory=list)
-
-
-class _Walker:
-    """Builds a :class:`RedfishPlan` by following links (bounded concurrency per level)."""
-
-    def __init__(self, client: RedfishClient, device_id: str, id_map: Mapping[str, str]) -> None:
-        self.client = client
-        self.device_id = device_id
-        self.id_map = id_map
-        self.plan = RedfishPlan()
-
-    def child_id(self, resource: Json, url: str) -> str:
-        rid = str(resource.get("Id", url.rstrip("/").rsplit("/", 1)[-1]))
-        return self.id_map.get(url) or self.id_map.get(rid) or f"{self.device_id}/{rid}"
-
-    def own_id(self, url: str, resource: Json) -> str:
-        return self.id_map.get(url) or self.id_map.get(str(resource.get("Id", ""))) or self.device_id
-
-    async def get(self, url: str | None) -> Json | None:
-        if url is None:
-            return None
-        try:
-            return await self.client.get(url)
-        except RedfishRefused as err:
-            self.plan.problems.append(f"{url}: {err.detail or err.status_code}")
-            return None
-
-    async def members(self, url: str | None) -> list[tuple[str, Json]]:
-        coll = await self.get(url)
-        if coll is None:
-            return []
-        urls = rp.members(coll)
-        found = await asyncio.gather(*(self.get(u) for u in urls))
-        return [(u, r) for u, r in zip(urls, found, strict=True) if r is not None]
-
-    async def walk(self) -> RedfishPlan:
-        root = await self.client.get(SERVICE_ROOT)
-        chassis = await self.members(rp.link(root, "Chassis"))
-        await asyncio.gather(*(self.chassis(u, c) for u, c in chassis))
-        await asyncio.gather(
-            self.power_equipment(rp.link(root, "PowerEquipment")),
-            self.thermal_equipment(rp.link(root, "ThermalEquipment")),
-        )
-        return self.plan
-
-    async def chassis(self, url: str, chassis: Json) -> None:
-        own = self.own_id(url, chassis)
-        subsystem = await self.get(rp.link(chassis, "PowerSubsystem"))
-        if subsystem is not None:
-            await self.power_supplies(rp.link(subsystem, "PowerSupplies"))
-        legacy = rp.link(chassis, "Power")
-        if legacy is not None:
-            self.plan.legacy_power = self.plan.legacy_power or legacy
-            self.plan.leaves.append(Leaf(legacy, "Power", own))
-        for key, kind in (("Thermal", "Thermal"), ("EnvironmentMetrics", "Excerpts")):
-            if (target := rp.link(chassis, key)) is not None:
-                self.plan.leaves.append(Leaf(target, kind, own))
-        await self.controls(rp.link(chassis, "Controls"), own)
-        for surl, _ in await self.members(rp.link(chassis, "Sensors")):
-            self.plan.leaves.append(Leaf(surl, "Sensor", own))
-
-    async def power_supplies(self, url: str | None) -> None:
-        for purl, psu in await self.members(url):
-            pid = self.child_id(psu, purl)
-            self.plan.psu_names[purl] = pid
-            self.plan.leaves.append(Leaf(purl, "PowerSupply", pid))
-            if (metrics := rp.link(psu, "Metrics")) is not None:
-                self.plan.leaves.append(Leaf(metrics, "Excerpts", pid))
-
-    async def controls(self, url: str | None, own: str) -> None:
-        for curl, control in await self.members(url):
-            if control.get("ControlType") != "Power":
-                continue
-            related = [str(r.get("@odata.id", "")) for r in control.get("RelatedItem", []) if isinstance(r, dict)]
-            psu = next((self.plan.psu_names[r] for r in related if r in self.plan.psu_names), None)
-            if psu is not None:
-                self.plan.psu_controls[psu] = curl
-                self.plan.leaves.append(Leaf(curl, "PsuControl", psu))
-            else:
-                self.plan.limit_control = self.plan.limit_control or curl
-                self.plan.leaves.append(Leaf(curl, "LimitControl", own))
-
-    async def power_equipment(self, url: str | None) -> None:
-        equipment = await self.get(url)
-        if equipment is None:
-            return
-        for key in _EQUIPMENT:
-            for eurl, unit in await self.members(rp.link(equipment, key)):
-                await self.distribution(eurl, unit)
-
-    async def distribution(self, url: str, unit: Json) -> None:
-        own = self.own_id(url, unit)
-        if (metrics := rp.link(unit, "Metrics")) is not None:
-            self.plan.leaves.append(Leaf(metrics, "Excerpts", own))
-        for ourl, outlet in await self.members(rp.link(unit, "Outlets")):
-            oid = self.child_id(outlet, ourl)
-            self.plan.leaves.append(Leaf(ourl, "Outlet", oid))
-            action = outlet.get("Actions", {}).get("#Outlet.PowerControl", {})
-            if isinstance(action, dict) and "target" in action:
-                self.plan.outlet_targets[oid] = str(action["target"])
-        for murl, _ in await self.members(rp.link(unit, "Mains")):
-            self.plan.leaves.append(Leaf(murl, "Circuit", own))
-        await self.power_supplies(rp.link(unit, "PowerSupplies"))
-
-    async def thermal_equipment(self, url: str | None) -> None:
-        equipment = await self.get(url)
-        if equipment is None:
-            return
-        for key in _COOLERS:
-            for curl, unit in await self.members(rp.link(equipment, key)):
-                own = self.own_id(curl, unit)
-                self.plan.leaves.append(Leaf(curl, "CoolingUnit", own))
-                if (env := rp.link(unit, "EnvironmentMetrics")) is not None:
-                    self.plan.leaves.append(Leaf(env, "Excerpts", own))
-                leak = await self.get(rp.link(unit, "LeakDetection"))
-                for lurl, _ in await self.members(rp.link(leak or {}, "LeakDetectors")):
-                    self.plan.leaves.append(Leaf(lurl, "LeakDetector", own))
 
 
 def parse_leaf(leaf: Leaf, resource: Json, t_s: float, psu_names: Mapping[str, str]) -> Iterator[Reading]:
@@ -248,7 +114,7 @@ class RedfishDriver:
 
     async def discover(self) -> RedfishPlan:
         """Walk the service from its root and remember what to poll."""
-        self.plan = await _Walker(self.client, self.device_id, self.id_map).walk()
+        self.plan = await RedfishWalker(self.client, self.device_id, self.id_map).walk()
         if self.plan.problems:
             logger.info(
                 "device %s: %d Redfish links unresolved, e.g. %s",
@@ -259,7 +125,7 @@ class RedfishDriver:
         return self.plan
 
     async def read(self) -> list[Reading]:
-        """GET every resource of the plan (walking first if needed), concurrently.
+        """GET the resources of the plan that are due (walking first if needed), concurrently.
 
         Raises:
             DriverError: The service is unreachable, refused us, or answered garbage.
@@ -283,29 +149,62 @@ class RedfishDriver:
             if refresh_slow or leaf.kind not in _SLOW or leaf.url in self._dirty or leaf.url not in self._slow_cache
         ]
 
+    def _invalidate(self) -> None:
+        self.plan = None
+        self._slow_cache.clear()
+
     async def _read(self) -> list[Reading]:
         plan = self.plan or await self.discover()
         due = self._due(plan)
         try:
-            bodies = await asyncio.gather(*(self.client.get(leaf.url) for leaf in due))
-        except RedfishRefused as err:
-            if err.status_code != 404:
-                raise
-            self.plan = None  # the tree changed under us: walk again next time
+            bodies = await self._fetch(plan, due)
+        except DriverError:
+            # A 404 means the tree changed under us; a timeout or 5xx may be a BMC reboot or
+            # re-flash: either way the next poll walks again from the service root.
+            self._invalidate()
             raise
         t_s = self.now_s()
-        fresh = {
-            leaf.url: list(parse_leaf(leaf, body, t_s, plan.psu_names)) for leaf, body in zip(due, bodies, strict=True)
-        }
-        for leaf in due:
-            if leaf.kind in _SLOW:
-                self._slow_cache[leaf.url] = fresh[leaf.url]
+        fresh: dict[str, list[Reading]] = {}
+        for leaf in plan.leaves:
+            if (body := bodies.get(resource_key(leaf.url))) is not None:
+                fresh[leaf.url] = list(parse_leaf(leaf, body, t_s, plan.psu_names))
+                if leaf.kind in _SLOW:
+                    self._slow_cache[leaf.url] = fresh[leaf.url]
         self._dirty.clear()
         seen: dict[tuple[str, str, tuple[tuple[str, str], ...]], Reading] = {}
         for leaf in plan.leaves:
             for r in fresh.get(leaf.url) or self._slow_cache.get(leaf.url, []):
                 seen.setdefault((r.device_id, r.metric, r.tags), r)
         return list(seen.values())
+
+    async def _fetch(self, plan: RedfishPlan, due: Sequence[Leaf]) -> dict[str, Json]:
+        """Bodies of the due leaves (and of whatever else an expanded answer held), by ``@odata.id``."""
+        bodies: dict[str, Json] = {}
+        fetches = plan_fetches(due, plan.expand_levels)
+        for fetch, body in zip(fetches, await self._get_all([f.path for f in fetches]), strict=True):
+            if fetch.levels:
+                bodies.update(index_resources(body))
+            else:
+                bodies[resource_key(fetch.url)] = body
+        missing = [leaf for leaf in due if resource_key(leaf.url) not in bodies]
+        if missing:
+            # The service ignored $expand, or an expanded member carries another @odata.id than
+            # its link: GET those members by their URL, now and in later polls.
+            logger.info(
+                "device %s: %d resources missing from $expand answers (e.g. %s); polling them one by one",
+                self.device_id,
+                len(missing),
+                missing[0].url,
+            )
+            poll_singly(plan, {leaf.url for leaf in missing})
+            for leaf, body in zip(missing, await self._get_all([m.url for m in missing]), strict=True):
+                bodies[resource_key(leaf.url)] = body
+        return bodies
+
+    async def _get_all(self, paths: Sequence[str]) -> list[Json]:
+        if len(paths) <= 2:  # no task for the common single GET
+            return [await self.client.get(p) for p in paths]
+        return list(await asyncio.gather(*(self.client.get(p) for p in paths)))
 
     async def apply(self, action: Action) -> ActionResult:
         """POST the outlet action or PATCH the control; a 4xx answer is a refusal (``ok=False``).

@@ -166,3 +166,19 @@ def parse_control(resource: Json, device_id: str, t_s: float, *, psu: bool) -> I
     if resource.get("ControlType") != "Power":
         return
     yield from _r(device_id, "setpoint_w" if psu else "power_cap_w", _num(resource.get("SetPoint")), t_s)
+
+
+def expand_levels(root: Json) -> int:
+    """How deep the service expands subordinate links in one request (0: no ``$expand=.``).
+
+    Read from the service root's ``ProtocolFeaturesSupported.ExpandQuery``: ``NoLinks`` (the
+    ``.`` form) is required; ``Levels`` with ``MaxLevels`` allows ``$levels=n``, else one level.
+    """
+    features = root.get("ProtocolFeaturesSupported")
+    query = features.get("ExpandQuery") if isinstance(features, dict) else None
+    if not isinstance(query, dict) or query.get("NoLinks") is not True:
+        return 0
+    if query.get("Levels") is not True:
+        return 1
+    most = query.get("MaxLevels")
+    return most if isinstance(most, int) and not isinstance(most, bool) and most >= 1 else 1

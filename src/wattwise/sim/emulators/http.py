@@ -26,17 +26,27 @@ _REASONS = {
     404: "Not Found",
     405: "Method Not Allowed",
     500: "Internal Server Error",
+    501: "Not Implemented",
 }
 
 
 @dataclass(frozen=True)
 class HttpRequest:
-    """One parsed request."""
+    """One parsed request.
+
+    Attributes:
+        method: Upper-case method.
+        path: Target path, without the query.
+        headers: Header names in lower case.
+        body: Request body.
+        query: Raw query string after ``?`` (still percent-encoded), empty when none.
+    """
 
     method: str
     path: str
     headers: dict[str, str]
     body: bytes
+    query: str = ""
 
 
 @dataclass
@@ -112,7 +122,8 @@ async def _read_request(reader: asyncio.StreamReader) -> HttpRequest | None:
             headers[k.strip().lower()] = v.strip()
     length = int(headers.get("content-length", "0") or 0)
     body = await reader.readexactly(length) if length else b""
-    return HttpRequest(method.upper(), target.split("?", 1)[0], headers, body)
+    path, _, query = target.partition("?")
+    return HttpRequest(method.upper(), path, headers, body, query)
 
 
 def _encode(response: HttpResponse) -> bytes:

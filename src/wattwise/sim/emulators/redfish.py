@@ -5,6 +5,8 @@ PowerSupply/PowerSupplyMetrics, Control.v1_7, EnvironmentMetrics, PowerEquipment
 Outlet.v1_4, ThermalEquipment/CDUs, LeakDetector) and rendered on each GET from the driver's
 latest readings. ``#Outlet.PowerControl`` and PATCHes of Controls become ``driver.apply``, so
 they change what the twin reports. Session (``X-Auth-Token``, with expiry) and basic auth.
+GETs accept the DMTF ``$expand`` query (:mod:`wattwise.sim.emulators.redfish_query`) unless the
+spec turns it off; other query parameters are ignored.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from wattwise.drivers.base import Driver
 from wattwise.model.values import Action, ActionKind
 from wattwise.sim.emulators.cache import read_devices
 from wattwise.sim.emulators.http import HttpRequest, HttpResponse, JsonHttpServer
+from wattwise.sim.emulators.redfish_query import MAX_EXPAND_LEVELS, ExpandQueryError, expand, parse_expand
 from wattwise.sim.emulators.redfish_resources import V1, Json, RedfishDeviceSpec, error_response, ref, render
 
 logger = logging.getLogger(__name__)
@@ -102,8 +105,7 @@ class RedfishEmulator:
             (r.device_id, r.metric): r.value for r in await read_devices(self.driver, self._ids) if not r.tags
         }
         if request.method == "GET":
-            body = self._resource(path)
-            return HttpResponse(200, body) if body is not None else error_response(404, f"{path} not found")
+            return self._get(path, request.query)
         try:
             payload = json.loads(request.body or b"{}")
         except ValueError:
@@ -143,6 +145,16 @@ class RedfishEmulator:
             "SessionService": ref(f"{V1}/SessionService"),
             "Links": {"Sessions": ref(f"{V1}/SessionService/Sessions")},
         }
+        if self.spec.expand_query:
+            root["ProtocolFeaturesSupported"] = {
+                "ExpandQuery": {
+                    "ExpandAll": True,
+                    "Levels": True,
+                    "Links": True,
+                    "NoLinks": True,
+                    "MaxLevels": MAX_EXPAND_LEVELS,
+                }
+            }
         if self.spec.kind in ("server", "shelf"):
             root["Chassis"] = ref(f"{V1}/Chassis")
         if self.spec.kind == "pdu":
@@ -152,7 +164,21 @@ class RedfishEmulator:
         return root
 
     def _resource(self, path: str) -> Json | None:
-        return render(self.spec, self._values, path)
+        return render(self.spec, self._values, path.rstrip("/") or "/")
+
+    def _get(self, path: str, query: str) -> HttpResponse:
+        body = self._resource(path)
+        if body is None:
+            return error_response(404, f"{path} not found")
+        try:
+            how = parse_expand(query)
+        except ExpandQueryError as err:
+            return error_response(400, str(err))
+        if how is None:
+            return HttpResponse(200, body)
+        if not self.spec.expand_query:
+            return error_response(501, "$expand is not supported")
+        return HttpResponse(200, expand(body, self._resource, how))
 
     async def _apply(self, action: Action) -> HttpResponse:
         result = await self.driver.apply(action)

@@ -31,6 +31,7 @@ class RedfishDeviceSpec:
         username: Account name.
         password: Its password.
         session_ttl_s: Idle lifetime of a session token.
+        expand_query: Serve the DMTF ``$expand`` query (advertised in the service root).
     """
 
     device_id: str
@@ -42,6 +43,7 @@ class RedfishDeviceSpec:
     username: str = "admin"
     password: str = "secret"
     session_ttl_s: float = 600.0
+    expand_query: bool = True
 
     def psu_path(self, n: int) -> str:
         """``@odata.id`` of PSU ``n`` (1-based)."""
