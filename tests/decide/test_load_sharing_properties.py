@@ -120,9 +120,10 @@ def test_two_psu_bus_prefers_one_unit_at_low_load_on_the_measured_curve() -> Non
     assert any(0.0 in v for v in per_server.values()), "no bus moved to a single unit"
 
 
-def test_parked_twins_alternate_so_the_feed_sides_stay_balanced() -> None:
+def test_parked_twins_alternate_so_the_feed_sides_stay_balanced(monkeypatch: pytest.MonkeyPatch) -> None:
     """2N servers at light load: one PSU per bus carries it, and the carriers alternate feed sides."""
     from wattwise.control.assemble import efficiency_curves
+    from wattwise.decide import load_sharing
     from wattwise.decide.index import SiteIndex
     from wattwise.decide.load_sharing import psu_side
     from wattwise.model.generate import SiteSpec, generate_site
@@ -137,7 +138,8 @@ def test_parked_twins_alternate_so_the_feed_sides_stay_balanced() -> None:
     fc = SiteForecast()
     bus_w, *_ = bus_inputs(state, fc)
     balanced = CurveLoadSharingPolicy().decide(state, fc)
-    one_sided = CurveLoadSharingPolicy(balance_tolerance_w=-1.0).decide(state, fc)  # balancing off
+    monkeypatch.setattr(load_sharing, "balance_feeds", lambda *args: None)
+    one_sided = CurveLoadSharingPolicy().decide(state, fc)  # balancing off
     side = psu_side(state)
     per_side = {}
     for name, d in (("balanced", balanced), ("one_sided", one_sided)):
@@ -148,7 +150,33 @@ def test_parked_twins_alternate_so_the_feed_sides_stay_balanced() -> None:
         assert parked.sum() > 0.5 * ix.n_bus, "the light-load plan should park one twin per bus"
     assert len(per_side["balanced"]) == 2
     spread = abs(per_side["balanced"][0] - per_side["balanced"][1])
-    assert spread <= bus_w.max() + 1e-6, f"feed sides differ by {spread:.0f} W, more than one bus"
+    assert spread <= 2 * bus_w.max() + 1e-6, f"feed sides differ by {spread:.0f} W, more than two buses"
     assert abs(per_side["one_sided"][0] - per_side["one_sided"][1]) > 0.9 * per_side["one_sided"].sum()
     # Balancing is free: the mirrored twins have the same curve, so the loss is unchanged.
     assert balanced.predicted_effect["loss_w"] == pytest.approx(one_sided.predicted_effect["loss_w"], rel=1e-9)
+
+
+def test_a_balanced_plan_is_kept_when_the_load_drifts() -> None:
+    """Re-planning with the plan in force and slightly different loads sends (almost) nothing."""
+    from wattwise.control.assemble import efficiency_curves
+    from wattwise.decide.index import SiteIndex
+    from wattwise.model.generate import SiteSpec, generate_site
+
+    ix = SiteIndex.from_site(generate_site(SiteSpec(servers=400, seed=5)))
+    rng = np.random.default_rng(6)
+    util = rng.uniform(0.2, 0.6, len(ix.server_ids))
+    curves = efficiency_curves(ix)
+    power = ix.server_idle_w + util * (ix.server_peak_w - ix.server_idle_w)
+    state = PowerState(index=ix, server_power_w=power, efficiency=curves)
+    fc = SiteForecast()
+    bus_w, *_ = bus_inputs(state, fc)
+    first = CurveLoadSharingPolicy().decide(state, fc)
+    assert len(first.actions) > 0.5 * len(ix.psu_ids)
+    out = final_outputs(first, state, bus_w)
+    bus_sum = np.bincount(ix.psu_bus, weights=out, minlength=ix.n_bus)[ix.psu_bus]
+    share = np.where(bus_sum > 0, out / np.maximum(bus_sum, 1e-12), 0.5)
+    drifted = PowerState(
+        index=ix, server_power_w=power * rng.uniform(0.97, 1.03, len(power)), efficiency=curves, psu_share_frac=share
+    )
+    again = CurveLoadSharingPolicy().decide(drifted, fc)
+    assert len(again.actions) <= 0.02 * len(ix.psu_ids), f"{len(again.actions)} set-points after a 3 % drift"

@@ -17,12 +17,13 @@ left at 0 W stays live (hot standby) and takes load the moment another one fails
   the same bus can (battery energy is kept for the buses that need it), and counts for N+1
   only while its UPS holds charge above the low-battery mark.
 
+* **Stability.** A bus keeps its present split while it is valid and costs at most
+  ``keep_tolerance_w`` more than the best one, so set-points do not chase load noise.
 * **Feed balance.** On 2N servers the least-loss plan at light load is one PSU carrying the
-  bus and its twin in hot standby. Which twin carries is free (same curve, rating and risk:
-  the mirrored plan costs the same within ``balance_tolerance_w``), so the policy chooses it
-  per bus to keep the feed sides (the root source above each PSU's PDU) evenly loaded:
-  heaviest buses first, each onto the side carrying less so far. Without this every bus
-  would pick the same twin and one feed would carry the whole site.
+  bus and its twin in hot standby. Which twin carries is free when the twins are alike, so
+  the policy swaps carriers (heaviest buses first) until the two feed sides (the root source
+  above each PSU's PDU) differ by at most one bus's load. Without this every bus would pick
+  the same twin and one feed would carry the whole site.
 
 Bus load is the DC output: the bus's servers' AC power × ``nominal_efficiency_frac``.
 """
@@ -72,8 +73,8 @@ class CurveLoadSharingPolicy:
         risk_cost_frac: Extra cost per W on a PSU, per unit of failure probability.
         min_change_w: Set-point changes smaller than this are not sent (no flapping), W.
         split_grid: Number of uneven splits tried per PSU pair.
-        balance_tolerance_w: Extra loss per bus accepted to put a 2-PSU bus's load on the
-            less loaded feed side, W.
+        keep_tolerance_w: A bus keeps its present split while that costs at most this much
+            more than the best one (no set-point churn near a crossover), W.
 
     >>> import numpy as np
     >>> from wattwise.model.generate import SiteSpec, generate_site
@@ -97,13 +98,13 @@ class CurveLoadSharingPolicy:
         risk_cost_frac: float = 0.2,
         min_change_w: float = 5.0,
         split_grid: int = 10,
-        balance_tolerance_w: float = 0.5,
+        keep_tolerance_w: float = 1.0,
     ) -> None:
         self.failure_prob_threshold = failure_prob_threshold
         self.risk_cost_frac = risk_cost_frac
         self.min_change_w = min_change_w
         self.split_grid = split_grid
-        self.balance_tolerance_w = balance_tolerance_w
+        self.keep_tolerance_w = keep_tolerance_w
 
     def decide(self, state: PowerState, forecast: SiteForecast) -> Decision:
         """Set-points for every bus."""
@@ -117,7 +118,9 @@ class CurveLoadSharingPolicy:
         for k in np.unique(n_per_bus[n_per_bus > 0]).tolist():
             buses = np.flatnonzero(n_per_bus == k)
             self._solve_group(state, buses, int(k), bus_w, usable, mains, risk, out_w)
-        balance_feeds(state, out_w, usable, mains, risk, self.risk_cost_frac, self.balance_tolerance_w)
+        cur_w = current_output_w(state, bus_w)
+        keep_current(state, out_w, cur_w, usable, risk, self)
+        balance_feeds(state, out_w, usable, mains, risk, self)
         reasons += nplus1_problems(state, bus_w, usable)
         risky = (risk >= self.failure_prob_threshold) & (out_w > 0)
         reasons += [f"{ix.psu_ids[i]} predicted to fail but still needed for its bus" for i in np.flatnonzero(risky)]
@@ -206,16 +209,55 @@ def psu_side(state: PowerState) -> IntArray:
     return out
 
 
+def keep_current(
+    state: PowerState,
+    out_w: FloatArray,
+    cur_w: FloatArray,
+    usable: BoolArray,
+    risk: FloatArray,
+    policy: CurveLoadSharingPolicy,
+) -> None:
+    """Keep a bus's present split where it is valid and costs at most ``keep_tolerance_w`` more (in place).
+
+    A kept split never loses more than equal sharing would on that bus.
+    """
+    ix = state.index
+    n_bus = ix.n_bus
+    total = np.bincount(ix.psu_bus, weights=cur_w, minlength=n_bus)
+    want = np.bincount(ix.psu_bus, weights=out_w, minlength=n_bus).astype(np.float64)
+    cur_w = cur_w * np.where(total > 1e-9, want / np.maximum(total, 1e-9), 0.0)[ix.psu_bus]  # same bus load
+    bad = (cur_w > 1e-9) & (~usable | (risk >= policy.failure_prob_threshold))
+    bad |= cur_w > ix.psu_rating_w + 1e-9
+    bus_bad = (np.bincount(ix.psu_bus, weights=bad.astype(float), minlength=n_bus) > 0) | (total <= 1e-9)
+
+    def bus_cost(o: FloatArray) -> FloatArray:
+        per = conversion_loss_w(state, o) + policy.risk_cost_frac * risk * o
+        return np.bincount(ix.psu_bus, weights=per, minlength=n_bus).astype(np.float64)
+
+    def bus_loss(o: FloatArray) -> FloatArray:
+        return np.bincount(ix.psu_bus, weights=conversion_loss_w(state, o), minlength=n_bus).astype(np.float64)
+
+    no_worse_than_equal = bus_loss(cur_w) <= bus_loss(equal_share_output_w(state, want, usable)) + 1e-9
+    keep = ~bus_bad & no_worse_than_equal & (bus_cost(cur_w) <= bus_cost(out_w) + policy.keep_tolerance_w)
+    mask = keep[ix.psu_bus]
+    out_w[mask] = cur_w[mask]
+
+
 def balance_feeds(
     state: PowerState,
     out_w: FloatArray,
     usable: BoolArray,
     mains: BoolArray,
     risk: FloatArray,
-    risk_cost_frac: float,
-    tolerance_w: float,
+    policy: CurveLoadSharingPolicy,
 ) -> None:
-    """Mirror 2-PSU buses whose twins are interchangeable so the feed sides share the load (in place)."""
+    """Swap the carrying twin of 2-PSU buses where that evens out two feed sides (in place).
+
+    Only buses whose twins are interchangeable (same curve and rating, both usable, same
+    source kind, on different sides, neither predicted to fail and a risk cost that differs by
+    at most ``keep_tolerance_w``) are swapped, and only while the two sides differ by more
+    than the largest such bus: heaviest first, each swap only if it narrows the difference.
+    """
     ix = state.index
     n_per_bus = np.bincount(ix.psu_bus, minlength=ix.n_bus)
     buses = np.flatnonzero(n_per_bus == 2)
@@ -226,32 +268,31 @@ def balance_feeds(
     side = psu_side(state)
     a, b = psu[:, 0], psu[:, 1]
     o = out_w[psu]
-    mirrored = o[:, ::-1]
-    rating = ix.psu_rating_w[psu]
-    both = np.stack([o, mirrored], axis=1)  # (bus, 2 orientations, 2 PSUs)
-    loss = _loss_w(state.efficiency, state.nominal_efficiency_frac, ix.psu_curve[psu], rating, both)
-    cost = loss + risk_cost_frac * (risk[psu][:, None, :] * both).sum(axis=2)
     free = (
         (side[a] != side[b])
         & usable[a]
         & usable[b]
         & (mains[a] == mains[b])
-        & (mirrored <= rating + 1e-9).all(axis=1)
-        & (cost[:, 1] <= cost[:, 0] + tolerance_w)
+        & (ix.psu_curve[a] == ix.psu_curve[b])
+        & (np.abs(ix.psu_rating_w[a] - ix.psu_rating_w[b]) < 1e-9)
         & (np.abs(o[:, 0] - o[:, 1]) > 1e-9)
+        & (risk[psu] < policy.failure_prob_threshold).all(axis=1)
+        & (policy.risk_cost_frac * np.abs(risk[a] - risk[b]) * np.abs(o[:, 0] - o[:, 1]) <= policy.keep_tolerance_w)
     )
     if not free.any():
         return
     load = np.bincount(side, weights=out_w, minlength=len(ix.node_parent))
-    fb = np.flatnonzero(free)
-    np.subtract.at(load, side[psu[fb]].ravel(), out_w[psu[fb]].ravel())
-    for j in fb[np.argsort(-o[fb].max(axis=1), kind="stable")].tolist():
-        hi, lo = sorted(o[j].tolist(), reverse=True)
+    delta = np.abs(o[:, 0] - o[:, 1])
+    band = float(delta[free].max())
+    for j in np.flatnonzero(free)[np.argsort(-delta[free], kind="stable")].tolist():
         sa, sb = int(side[a[j]]), int(side[b[j]])
-        first_on_a = load[sa] <= load[sb]
-        out_w[a[j]], out_w[b[j]] = (hi, lo) if first_on_a else (lo, hi)
-        load[sa] += out_w[a[j]]
-        load[sb] += out_w[b[j]]
+        carrier, other = (sa, sb) if out_w[a[j]] > out_w[b[j]] else (sb, sa)
+        diff = load[carrier] - load[other]
+        if diff <= band or delta[j] >= diff:
+            continue
+        out_w[a[j]], out_w[b[j]] = out_w[b[j]], out_w[a[j]]
+        load[carrier] -= delta[j]
+        load[other] += delta[j]
 
 
 def _loss_w(
