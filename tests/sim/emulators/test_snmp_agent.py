@@ -102,3 +102,46 @@ async def test_wrong_community_gets_no_answer(agent: tuple[MemoryDriver, SnmpPdu
     with pytest.raises(DeviceUnavailable):
         await driver.read()
     await driver.close()
+
+
+async def test_getnext_getbulk_and_v1_errors(agent: tuple[MemoryDriver, SnmpPduAgent]) -> None:
+    from pysnmp.hlapi.v3arch.asyncio import (
+        CommunityData,
+        ContextData,
+        ObjectIdentity,
+        ObjectType,
+        SnmpEngine,
+        UdpTransportTarget,
+        bulk_cmd,
+        get_cmd,
+        next_cmd,
+    )
+
+    from wattwise.drivers.snmp import OID_OUTLET_NAME, OID_POWER_W
+
+    _, srv = agent
+    engine = SnmpEngine()
+    target = await UdpTransportTarget.create(("127.0.0.1", srv.port), timeout=0.5, retries=0)
+    v2c = CommunityData("twin", mpModel=1)
+    _, status, _, binds = await next_cmd(
+        engine, v2c, target, ContextData(), ObjectType(ObjectIdentity(OID_OUTLET_NAME))
+    )
+    assert not status
+    assert [(str(o), str(v)) for o, v in binds] == [(f"{OID_OUTLET_NAME}.1", "pdu-9/o1")]
+    _, status, _, binds = await bulk_cmd(
+        engine, v2c, target, ContextData(), 0, 4, ObjectType(ObjectIdentity(OID_OUTLET_NAME))
+    )
+    assert [str(v) for _, v in binds] == list(OUTLETS)
+    v1 = CommunityData("twin", mpModel=0)
+    _, status, _, binds = await get_cmd(engine, v1, target, ContextData(), ObjectType(ObjectIdentity(OID_POWER_W)))
+    assert not status and int(binds[0][1]) == 1500
+    _, status, index, _ = await get_cmd(
+        engine,
+        v1,
+        target,
+        ContextData(),
+        ObjectType(ObjectIdentity(OID_POWER_W)),
+        ObjectType(ObjectIdentity("1.3.6.1.9.9")),
+    )
+    assert (str(status), int(index)) == ("noSuchName", 2)  # v1 has no exception values
+    engine.close_dispatcher()
