@@ -90,18 +90,43 @@ async def test_v3_authnopriv_outlet_off_and_refusal(agent_port: int) -> None:
     await driver.close()
 
 
-async def test_v3_wrong_key_is_a_bounded_failure(agent_port: int) -> None:
-    # Measured: snmpsimd 0.4.5's wrongDigest report never reaches pysnmp 7.1.30 as an
-    # indication, so a wrong v3 key looks like a dead agent (DeviceUnavailable), bounded in time.
-    target = SnmpTarget(port=agent_port, v3_user=V3_AUTH_ONLY_USER, v3_auth_key="wrong-secret", v3_context="apc-rpdu")
-    driver = SnmpPduDriver("pdu-a", target, retry=FAST)
-    loop = asyncio.get_running_loop()
-    t0 = loop.time()
-    with pytest.raises(DeviceUnavailable) as caught:
-        await driver.read()
-    assert not isinstance(caught.value, DeviceAuthError)
-    assert loop.time() - t0 < 2.5
-    await driver.close()
+async def test_v3_wrong_auth_key_and_unknown_user_are_auth_errors(agent_port: int) -> None:
+    # snmpsimd answers a wrong key with a usmStatsWrongDigests report signed with the right key
+    # (pysnmp drops it as unverifiable: the session fails the request at once), and an unknown
+    # user at noAuthNoPriv with a usmStatsUnknownUserNames report.
+    wrong_key = SnmpTarget(
+        port=agent_port, v3_user=V3_AUTH_ONLY_USER, v3_auth_key="wrong-secret", v3_context="apc-rpdu"
+    )
+    unknown = SnmpTarget(port=agent_port, v3_user="nobody-here", v3_context="apc-rpdu")
+    for target, text in ((wrong_key, "authentication key"), (unknown, "Unknown USM user")):
+        driver = SnmpPduDriver("pdu-a", target, retry=FAST)
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        with pytest.raises(DeviceAuthError, match=text):
+            await driver.read()
+        assert loop.time() - t0 < FAST.timeout_s  # not retried, not waited out
+        assert not driver.health().available
+        await driver.close()
+
+
+async def test_v3_failures_the_agent_is_silent_about_are_bounded(agent_port: int) -> None:
+    # Measured: snmpsimd 0.4.5 sends no report for an unknown user at authNoPriv or for a wrong
+    # privacy key (net-snmp's snmpget times out as well), so these read as a dead agent.
+    silent = (
+        SnmpTarget(port=agent_port, v3_user="nobody-here", v3_auth_key="whatever1", v3_context="apc-rpdu"),
+        SnmpTarget(
+            port=agent_port, v3_user=V3_USER, v3_auth_key=V3_AUTH, v3_priv_key="wrong-privkey", v3_context="apc-rpdu"
+        ),
+    )
+    for target in silent:
+        driver = SnmpPduDriver("pdu-a", target, retry=FAST)
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        with pytest.raises(DeviceUnavailable) as caught:
+            await driver.read()
+        assert not isinstance(caught.value, DeviceAuthError)
+        assert loop.time() - t0 < 2.5
+        await driver.close()
 
 
 async def test_wrong_community_and_dead_agent_are_unavailable(agent_port: int) -> None:

@@ -6,10 +6,15 @@ rPDUOutletControlOutletCommand (the outlet state, as APC reports it on GET) and
 rPDUOutletStatusLoad (deci-amps, metered-by-outlet models; absent objects are skipped).
 Outlet actions SET rPDUOutletControlOutletCommand (1 on, 2 off, 3 reboot).
 
+Requests go through :class:`wattwise.drivers.snmp_session.SnmpSession` (pysnmp's engine set
+up once per agent, the GET PDU built once).
+
 SNMP cannot tell a wrong v2c community from a dead agent (agents drop such requests): both
-are ``DeviceUnavailable``. A v3 USM failure that pysnmp reports as an indication (unknown user,
-wrong digest) is ``DeviceAuthError``; note that with snmpsimd 0.4.5 the report never arrives and
-a wrong v3 key also reads as ``DeviceUnavailable`` (see tests/drivers/test_snmp.py).
+are ``DeviceUnavailable``. SNMPv3 credentials the agent answers about are ``DeviceAuthError``:
+a wrong authentication key (the agent's signed report fails our check), an unknown user name
+or a decryption error reported by the agent. An agent that stays silent (snmpsimd 0.4.5 does
+for an unknown user at authNoPriv and for a wrong privacy key; net-snmp's snmpget times out
+there too) reads as ``DeviceUnavailable`` (see tests/drivers/test_snmp.py).
 """
 
 from __future__ import annotations
@@ -25,13 +30,8 @@ from pysnmp.hlapi.v3arch.asyncio import (
     USM_PRIV_CFB128_AES,
     CommunityData,
     ContextData,
-    ObjectIdentity,
-    ObjectType,
     SnmpEngine,
-    UdpTransportTarget,
     UsmUserData,
-    get_cmd,
-    set_cmd,
 )
 from pysnmp.proto.rfc1902 import Integer32
 from pysnmp.proto.rfc1905 import EndOfMibView, NoSuchInstance, NoSuchObject
@@ -39,7 +39,8 @@ from pysnmp.proto.rfc1905 import EndOfMibView, NoSuchInstance, NoSuchObject
 from wattwise.drivers.base import DeviceHealth
 from wattwise.drivers.health import HealthTracker
 from wattwise.drivers.retry import RetryPolicy, call_with_retries
-from wattwise.errors import DeviceAuthError, DeviceProtocolError, DeviceUnavailable, DriverError
+from wattwise.drivers.snmp_session import SnmpPeer, SnmpRefused, SnmpSession
+from wattwise.errors import DeviceProtocolError, DriverError
 from wattwise.model.metrics import phase_current_metric
 from wattwise.model.values import Action, ActionKind, ActionResult, Reading
 from wattwise.units import deci_to_unit
@@ -59,7 +60,7 @@ OID_OUTLET_STATE = f"{RPDU}.3.5.1.1.4"  # .N; 1 on / 2 off
 OID_OUTLET_LOAD = f"{RPDU}.3.5.1.1.7"  # .N, tenths of A
 COMMANDS = {ActionKind.OUTLET_ON: 1, ActionKind.OUTLET_OFF: 2, ActionKind.OUTLET_CYCLE: 3}
 MAX_VARBINDS = 32
-_AUTH_HINTS = ("usm", "digest", "unknown user", "authoriz", "decrypt", "unknownusername", "wrongdigest")
+__all__ = ["COMMANDS", "SnmpPduDriver", "SnmpRefused", "SnmpTarget"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,12 +138,13 @@ class SnmpPduDriver:
         self.tracker = HealthTracker(device_id, now_s)
         self._own_engine = engine is None
         self._engine = engine or SnmpEngine()
-        self._transport: UdpTransportTarget | None = None
         self._counts: tuple[int, int] | None = None
-        self._bind_cache: dict[str, ObjectType] = {}
-        # Built once: pysnmp keys its engine configuration on these objects.
-        self._auth = target.auth()
-        self._context = ContextData(contextName=target.v3_context) if target.v3_context else ContextData()
+        # Auth and context built once: pysnmp keys its engine configuration on these objects.
+        context = ContextData(contextName=target.v3_context) if target.v3_context else ContextData()
+        self._session = SnmpSession(
+            self._engine,
+            SnmpPeer(target.host, target.port, target.auth(), context, self.retry.timeout_s, device_id, target.url),
+        )
 
     def supports(self, kind: ActionKind) -> bool:
         """Outlet on/off/reboot."""
@@ -159,43 +161,13 @@ class SnmpPduDriver:
     def _err(self, cls: type[DriverError], message: str) -> DriverError:
         return cls(message, device_id=self.device_id, url=self.target.url)
 
-    async def _request(self, kind: str, var_binds: Sequence[ObjectType]) -> list[tuple[str, Any]]:
-        if self._transport is None:
-            self._transport = await UdpTransportTarget.create(
-                (self.target.host, self.target.port), timeout=self.retry.timeout_s, retries=0
-            )
-        command = get_cmd if kind == "get" else set_cmd
-        indication, status, index, answers = await command(
-            self._engine, self._auth, self._transport, self._context, *var_binds, lookupMib=False
-        )
-        if indication:
-            text = str(indication)
-            if any(h in text.lower() for h in _AUTH_HINTS):
-                raise self._err(DeviceAuthError, f"SNMP {kind}: {text}")
-            raise self._err(DeviceUnavailable, f"SNMP {kind}: {text}")
-        if status:
-            raise SnmpRefused(
-                str(status.prettyPrint() if hasattr(status, "prettyPrint") else status),
-                int(index),
-                device_id=self.device_id,
-                url=self.target.url,
-            )
-        return [(str(oid), value) for oid, value in answers]
-
-    def _binds(self, oids: Sequence[str]) -> list[ObjectType]:
-        # pysnmp resolves every request varbind against the MIB view (~1.5 ms each, measured);
-        # an ObjectType resolved once is reused as is, so keep them per OID.
-        missing = [o for o in oids if o not in self._bind_cache]
-        self._bind_cache.update({o: ObjectType(ObjectIdentity(o)) for o in missing})
-        return [self._bind_cache[o] for o in oids]
-
     async def _get(self, oids: Sequence[str]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for i in range(0, len(oids), MAX_VARBINDS):
-            chunk = self._binds(oids[i : i + MAX_VARBINDS])
+            chunk = oids[i : i + MAX_VARBINDS]
 
-            async def attempt(chunk: list[ObjectType] = chunk) -> list[tuple[str, Any]]:
-                return await self._request("get", chunk)
+            async def attempt(chunk: Sequence[str] = chunk) -> list[tuple[str, Any]]:
+                return await self._session.get(chunk)
 
             answers = await call_with_retries(
                 attempt, self.retry, what="SNMP GET", device_id=self.device_id, url=self.target.url
@@ -286,10 +258,10 @@ class SnmpPduDriver:
                 t_s=self.now_s(),
                 message=f"{action.kind} on {action.target_id} is not an outlet action of {self.device_id}",
             )
-        bind = [ObjectType(ObjectIdentity(f"{OID_OUTLET_COMMAND}.{n}"), Integer32(COMMANDS[action.kind]))]
+        bind = [(f"{OID_OUTLET_COMMAND}.{n}", Integer32(COMMANDS[action.kind]))]
 
         async def attempt() -> list[tuple[str, Any]]:
-            return await self._request("set", bind)
+            return await self._session.set(bind)
 
         try:
             await call_with_retries(attempt, self.retry, what="SNMP SET", device_id=self.device_id, url=self.target.url)
@@ -307,19 +279,6 @@ class SnmpPduDriver:
 
     async def close(self) -> None:
         """Release the engine's transport when this driver owns it."""
+        self._session.close()
         if self._own_engine:
             self._engine.close_dispatcher()
-
-
-class SnmpRefused(DeviceProtocolError):
-    """The agent answered with an SNMP error status (noSuchName, wrongValue, notWritable...).
-
-    Attributes:
-        status: The error status name.
-        index: 1-based index of the offending variable binding.
-    """
-
-    def __init__(self, status: str, index: int, *, device_id: str | None, url: str | None) -> None:
-        super().__init__(f"error status {status} at varbind {index}", device_id=device_id, url=url)
-        self.status = status
-        self.index = index
