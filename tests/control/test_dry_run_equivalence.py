@@ -7,8 +7,11 @@ the same order, in both modes.
 
 from __future__ import annotations
 
+import pytest
+
 from wattwise.act.base import JournalEntry, Mode, Phase
 from wattwise.control.twin_run import run_controlled
+from wattwise.decide.allocation import MilpAllocationPolicy
 from wattwise.sim.scenario import Scenario, parse_scenario
 
 
@@ -37,12 +40,20 @@ def _first_tick(entries: list[JournalEntry], phase: Phase) -> tuple[float, list[
     return t0, [(e.kind, e.target_id, e.value) for e in hits if e.t_s == t0]
 
 
-def test_dry_run_lists_exactly_what_armed_sends() -> None:
-    armed = run_controlled(_outage(), Mode.ARMED).assembly.journal.entries(limit=10**6)
-    dry = run_controlled(_outage(), Mode.DRY_RUN).assembly.journal.entries(limit=10**6)
+@pytest.mark.parametrize(
+    ("policies", "first_kind"),
+    [
+        (None, "psu_setpoint"),  # the default set: load sharing parks PSUs on mains first
+        ([MilpAllocationPolicy(time_limit_s=0.5)], "service_shed"),  # allocation alone: the outage's sheds
+    ],
+    ids=["default-policies", "allocation-only"],
+)
+def test_dry_run_lists_exactly_what_armed_sends(policies: list[MilpAllocationPolicy] | None, first_kind: str) -> None:
+    armed = run_controlled(_outage(), Mode.ARMED, policies=policies).assembly.journal.entries(limit=10**6)
+    dry = run_controlled(_outage(), Mode.DRY_RUN, policies=policies).assembly.journal.entries(limit=10**6)
     t_armed, sent = _first_tick(armed, Phase.SENT)
     t_dry, would = _first_tick(dry, Phase.DRY_RUN)
     assert t_armed == t_dry
     assert sent == would
-    assert any(kind == "service_shed" for kind, _, _ in sent)
+    assert any(kind == first_kind for kind, _, _ in sent)
     assert not [e for e in dry if e.phase in (Phase.SENT, Phase.ACKED)]  # dry-run never sends

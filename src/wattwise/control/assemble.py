@@ -22,6 +22,7 @@ from wattwise.control.planner import PolicyPlanner
 from wattwise.decide.allocation import MilpAllocationPolicy
 from wattwise.decide.base import EfficiencyCurves, Policy, PowerState
 from wattwise.decide.index import SiteIndex
+from wattwise.decide.load_sharing import CurveLoadSharingPolicy
 from wattwise.drivers.base import Driver
 from wattwise.model.clock import Clock
 from wattwise.model.graph import SiteGraph
@@ -52,14 +53,13 @@ def efficiency_curves(index: SiteIndex) -> EfficiencyCurves:
 
 
 def default_policies() -> list[Policy[PowerState]]:
-    """Power-event allocation (MILP with greedy fallback).
+    """Power-event allocation (MILP with greedy fallback) and PSU load sharing (ADR 0003).
 
-    PSU load sharing (:class:`CurveLoadSharingPolicy`) is not in the default set: on 2N
-    servers its least-loss plan parks one PSU of each pair in hot standby, which moves the
-    whole load onto one feed side (95 % A/B imbalance on the demo site). Operators who want
-    it pass it in ``policies`` (with ``DEFAULT_PERIODS_S``); feed balance is a known gap.
+    Load sharing parks one PSU of a 2N pair in hot standby on mains where that loses less,
+    choosing the carrying twin per bus so the feed sides stay balanced, and spreads each bus
+    over all its PSUs while their UPSs are on battery (every battery drains at its share).
     """
-    return [MilpAllocationPolicy(time_limit_s=0.5)]
+    return [MilpAllocationPolicy(time_limit_s=0.5), CurveLoadSharingPolicy()]
 
 
 DEFAULT_PERIODS_S = {"curve_load_sharing": 300.0}

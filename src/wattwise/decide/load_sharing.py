@@ -119,7 +119,7 @@ class CurveLoadSharingPolicy:
             buses = np.flatnonzero(n_per_bus == k)
             self._solve_group(state, buses, int(k), bus_w, usable, mains, risk, out_w)
         cur_w = current_output_w(state, bus_w)
-        keep_current(state, out_w, cur_w, usable, risk, self)
+        keep_current(state, out_w, cur_w, usable & mains, risk, self)
         balance_feeds(state, out_w, usable, mains, risk, self)
         reasons += nplus1_problems(state, bus_w, usable)
         risky = (risk >= self.failure_prob_threshold) & (out_w > 0)
@@ -153,7 +153,13 @@ class CurveLoadSharingPolicy:
         cost = loss + self.risk_cost_frac * (p * o).sum(axis=2)
         hard = (used & (p >= self.failure_prob_threshold)).any(axis=2)
         on_batt = (used & ~mains[psu][:, None, :]).any(axis=2)
-        tier = np.where(valid, 0.0, 4.0) + np.where(hard, 2.0, 0.0) + np.where(on_batt, 1.0, 0.0)
+        # A bus with no mains-fed PSU left shares its load by rating over every usable unit, so
+        # each UPS battery drains at its share (a parked pair would empty one battery first).
+        all_batt = np.asarray(~(mains[psu] & usable[psu]).any(axis=1), dtype=bool)
+        spread = (used == usable[psu][:, None, :]).all(axis=2) & ((cand[None, :, :] < 0) | ~used).all(axis=2)
+        not_spread = all_batt[:, None] & ~spread
+        tier = np.where(valid, 0.0, 4.0) + np.where(hard, 2.0, 0.0) + np.where(on_batt & ~all_batt[:, None], 1.0, 0.0)
+        tier = tier + np.where(not_spread, 0.5, 0.0)
         score = tier * BIG + np.minimum(cost, BIG / 10)
         pick = np.argmin(score, axis=1)
         out_w[psu] = np.where(usable[psu], o[np.arange(len(buses)), pick], 0.0)  # a dark bus carries nothing
