@@ -83,6 +83,8 @@ class Actuator:
         self._state: dict[str, tuple[ActionKind, float | None, str | None]] = {}
         self._pending: dict[str, tuple[Action, InterlockContext]] = {}
         self._schedule: dict[tuple[ActionKind, str, float | None, str | None], float] = {}
+        self.next_due_s = float("inf")
+        """When the earliest action held for later by the last ``execute`` falls due (``inf``: none)."""
 
     # ---- planning (pure with respect to devices) -----------------------------------------
     def _is_noop(self, action: Action) -> bool:
@@ -126,9 +128,11 @@ class Actuator:
         restores = (a.target_id for d in decisions for a in d.actions if a.kind is ActionKind.SERVICE_RESTORE)
         ctx = replace(ctx, restores_planned=frozenset(restores))
         # The actuator does the waiting: what it sends is due now (a device never re-schedules it).
+        schedule = self._schedule_of(decisions)
+        self.next_due_s = min((due_s for due_s, _, _ in schedule if due_s > now_s), default=float("inf"))
         due = [
             raw.model_copy(update={"fencing_token": token, "not_before_s": due_s})
-            for due_s, _, raw in self._schedule_of(decisions)
+            for due_s, _, raw in schedule
             if due_s <= now_s
         ]
         before: list[JournalEntry] = []

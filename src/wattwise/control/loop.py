@@ -2,8 +2,10 @@
 
 Devices are polled every ``poll_period_s``; a decision runs every ``decide_period_s``, or at
 once when a reading shows an event (UPS on battery, ATS transfer, a breaker near trip, a PSU
-alarm) — the fast path. Nothing that fails in one device, model or policy stops the loop: it
-becomes a status, a log line on transition, and a metric.
+alarm) — the fast path — or when an action the actuator held for later (a staggered shed layer
+or restore step) falls due, so a sequence advances at the poll period, not the decision
+period. Nothing that fails in one device, model or policy stops the loop: it becomes a
+status, a log line on transition, and a metric.
 """
 
 from __future__ import annotations
@@ -202,7 +204,8 @@ class Controller:
         before = self.latest.events_view()
         self.latest.update_batch(accepted)
         event = self.detector(before, self.latest.events_view())
-        due = force_decide or event is not None or now_s - self._last_decide_s >= self.decide_period_s
+        held_due = now_s >= self.actuator.next_due_s and self.is_leader()
+        due = force_decide or event is not None or held_due or now_s - self._last_decide_s >= self.decide_period_s
         verdicts: list[Verdict] = []
         if due:
             verdicts = await self._decide_and_act(now_s, event, errors)
