@@ -180,3 +180,35 @@ def test_a_balanced_plan_is_kept_when_the_load_drifts() -> None:
     )
     again = CurveLoadSharingPolicy().decide(drifted, fc)
     assert len(again.actions) <= 0.02 * len(ix.psu_ids), f"{len(again.actions)} set-points after a 3 % drift"
+
+
+def test_parking_never_overloads_a_pdu_phase() -> None:
+    """A phase that cannot take its buses' whole load gets those buses spread back over both twins."""
+    from dataclasses import replace
+
+    from wattwise.control.assemble import efficiency_curves
+    from wattwise.decide.index import SiteIndex
+    from wattwise.model.generate import SiteSpec, generate_site
+
+    ix = SiteIndex.from_site(generate_site(SiteSpec(servers=200, seed=5)))
+    power = ix.server_idle_w + 0.4 * (ix.server_peak_w - ix.server_idle_w)
+    fc = SiteForecast()
+    free = PowerState(index=ix, server_power_w=power, efficiency=efficiency_curves(ix))
+    bus_w, *_ = bus_inputs(free, fc)
+    out = final_outputs(CurveLoadSharingPolicy().decide(free, fc), free, bus_w)
+    row = ix.psu_pdu * 3 + ix.psu_phase
+    load = np.bincount(row, weights=out / free.nominal_efficiency_frac, minlength=ix.phase_capacity_w.size)
+    busiest = int(np.argmax(load))
+    assert (out[row == busiest] == 0).sum() < (row == busiest).sum(), "the busiest phase carries parked load"
+    # Cap that phase just above what equal sharing puts on it, below what parking put there.
+    equal = np.bincount(row, weights=equal_share_output_w(free, bus_w, np.ones(len(out), bool)), minlength=load.size)
+    cap = ix.phase_capacity_w.copy().reshape(-1)
+    cap[busiest] = (equal[busiest] / free.nominal_efficiency_frac + load[busiest]) / 2
+    assert load[busiest] > cap[busiest]
+    tight_ix = replace(ix, phase_capacity_w=cap.reshape(ix.phase_capacity_w.shape))
+    tight = PowerState(index=tight_ix, server_power_w=power, efficiency=efficiency_curves(tight_ix))
+    d = CurveLoadSharingPolicy().decide(tight, fc)
+    out2 = final_outputs(d, tight, bus_w)
+    load2 = np.bincount(row, weights=out2 / tight.nominal_efficiency_frac, minlength=load.size)
+    assert load2[busiest] <= cap[busiest] + 1e-6
+    assert d.predicted_effect["loss_w"] <= d.predicted_effect["equal_share_loss_w"] + 1e-6

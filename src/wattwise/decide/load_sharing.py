@@ -19,6 +19,9 @@ left at 0 W stays live (hot standby) and takes load the moment another one fails
 
 * **Stability.** A bus keeps its present split while it is valid and costs at most
   ``keep_tolerance_w`` more than the best one, so set-points do not chase load noise.
+* **PDU phases.** A plan that would put a PDU phase over its capacity (parking a twin moves
+  its bus's whole input onto one phase) spreads the buses loading that phase back to equal
+  sharing.
 * **Feed balance.** On 2N servers the least-loss plan at light load is one PSU carrying the
   bus and its twin in hot standby. Which twin carries is free when the twins are alike, so
   the policy swaps carriers (heaviest buses first) until the two feed sides (the root source
@@ -121,6 +124,7 @@ class CurveLoadSharingPolicy:
         cur_w = current_output_w(state, bus_w)
         keep_current(state, out_w, cur_w, usable & mains, risk, self)
         balance_feeds(state, out_w, usable, mains, risk, self)
+        reasons += respect_phases(state, out_w, bus_w, usable, usable & (risk < self.failure_prob_threshold))
         reasons += nplus1_problems(state, bus_w, usable)
         risky = (risk >= self.failure_prob_threshold) & (out_w > 0)
         reasons += [f"{ix.psu_ids[i]} predicted to fail but still needed for its bus" for i in np.flatnonzero(risky)]
@@ -299,6 +303,56 @@ def balance_feeds(
         out_w[a[j]], out_w[b[j]] = out_w[b[j]], out_w[a[j]]
         load[carrier] -= delta[j]
         load[other] += delta[j]
+
+
+def respect_phases(
+    state: PowerState, out_w: FloatArray, bus_w: FloatArray, usable: BoolArray, safe: BoolArray
+) -> list[str]:
+    """Spread buses back over all their PSUs where the plan overloads a PDU phase (in place).
+
+    Parking one twin moves its bus's whole input onto one PDU phase. Where a phase would carry
+    more than its capacity, the buses drawing above their share from it go back to sharing
+    (equal watts, or by rating where equal watts would overload a unit; over the ``safe`` units
+    only, where they can carry the bus): what the site was built for. A phase still over after
+    that is reported.
+    """
+    ix = state.index
+    if len(ix.psu_ids) == 0 or not len(ix.phase_capacity_w):
+        return []
+    row = ix.psu_pdu * 3 + ix.psu_phase
+    cap = ix.phase_capacity_w.reshape(-1)
+
+    def by_rating(units: BoolArray) -> FloatArray:
+        r = np.where(units, ix.psu_rating_w, 0.0)
+        total = np.bincount(ix.psu_bus, weights=r, minlength=ix.n_bus)
+        share: FloatArray = bus_w[ix.psu_bus] * r / np.maximum(total[ix.psu_bus], 1e-12)
+        return share
+
+    equal = out_w.copy()
+    done = np.zeros(ix.n_bus, dtype=bool)
+    for units in (safe, usable):  # equal watts first (the baseline), then by rating
+        for cand in (equal_share_output_w(state, bus_w, units), by_rating(units)):
+            n_over = np.bincount(ix.psu_bus, weights=(cand > ix.psu_rating_w + 1e-9).astype(float), minlength=ix.n_bus)
+            carried = np.bincount(ix.psu_bus, weights=cand, minlength=ix.n_bus)
+            ok = ~done & (n_over == 0) & (np.abs(carried - bus_w) <= 1e-6 * np.maximum(bus_w, 1.0))
+            equal = np.where(ok[ix.psu_bus], cand, equal)
+            done |= ok
+    eff = state.nominal_efficiency_frac
+    for _ in range(3):
+        load = np.bincount(row, weights=out_w / eff, minlength=len(cap))
+        over = (load > cap + 1e-6) & (cap > 0)
+        heavy = over[row] & (out_w > equal + 1e-6)
+        if not heavy.any():
+            break
+        spread = np.zeros(ix.n_bus, dtype=bool)
+        spread[ix.psu_bus[heavy]] = True
+        out_w[spread[ix.psu_bus]] = equal[spread[ix.psu_bus]]
+    load = np.bincount(row, weights=out_w / eff, minlength=len(cap))
+    names = [
+        f"{ix.node_ids[int(ix.pdu_node[r // 3])]}:L{r % 3 + 1}"
+        for r in np.flatnonzero((load > cap + 1e-6) & (cap > 0)).tolist()
+    ]
+    return [f"PDU phase {n} over capacity even with equal sharing" for n in names[:5]]
 
 
 def _loss_w(
