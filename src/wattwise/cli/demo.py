@@ -34,6 +34,7 @@ from wattwise.api.server import ServerThread
 from wattwise.config import Settings
 from wattwise.control.assemble import assemble
 from wattwise.errors import ConfigError, WattwiseError
+from wattwise.model.clock import Clock
 from wattwise.model.loader import load_site
 from wattwise.model.values import ActionKind
 from wattwise.sim.driver import TwinDriver
@@ -98,8 +99,10 @@ def _catch_up(twin: Twin, now_s: float) -> None:
         twin.step(dt)
 
 
-async def play(twin: Twin, slots: list[Slot], clock: ScaledClock, check_s: float = 0.25) -> None:
-    """Inject the slots' events at their times, forever (cancel to stop)."""
+async def play(
+    twin: Twin, slots: list[Slot], clock: ScaledClock | Clock, check_s: float = 0.25, repeat: bool = True
+) -> None:
+    """Inject the slots' events at their times, forever (cancel to stop) or once (``repeat=False``)."""
     while slots:
         for slot in slots:
             start_s = clock.now_s()
@@ -123,6 +126,8 @@ async def play(twin: Twin, slots: list[Slot], clock: ScaledClock, check_s: float
                         heapq.heappush(queue, (start_s + ended[0], seq, ended[1]))
                         seq += 1
                 await asyncio.sleep(check_s)
+        if not repeat:
+            return
 
 
 OPENING = "002-utility-loss-ups-ats"

@@ -1,4 +1,7 @@
-"""``wattwise sim SCENARIO``: run a scenario on the digital twin, write outcome JSON, table and PNG."""
+"""``wattwise sim [run] SCENARIO``: run a scenario on the digital twin, write outcome JSON, table and PNG.
+
+``wattwise sim serve SITE`` serves a twin over real protocols instead (see :mod:`wattwise.cli.sim_serve`).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,10 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from typer._click.core import Context  # typer 0.29 vendors click: its Context is this one
+from typer.core import TyperGroup
 
+from wattwise.cli.sim_serve import serve
 from wattwise.errors import ConfigError
 from wattwise.sim.outcome import Outcome
 from wattwise.sim.plot import plot_run
@@ -118,6 +124,19 @@ def sim(
     )
 
 
+class _RunByDefault(TyperGroup):
+    """``wattwise sim SCENARIO`` stays ``wattwise sim run SCENARIO`` (the command predates ``serve``)."""
+
+    def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
+        """Insert ``run`` when the first word is not a subcommand or a help flag."""
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
 def register(app: typer.Typer) -> None:
-    """Add the ``sim`` command."""
-    app.command("sim")(sim)
+    """Add the ``sim`` group: ``sim run SCENARIO`` (the default) and ``sim serve SITE``."""
+    group = typer.Typer(cls=_RunByDefault, help="Run a twin scenario, or serve a twin over real protocols.")
+    group.command("run")(sim)
+    group.command("serve")(serve)
+    app.add_typer(group, name="sim")

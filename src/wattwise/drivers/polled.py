@@ -1,0 +1,95 @@
+"""PolledDriver: a :class:`Poller` behind one Driver, so a loop reads what the coordinators gathered.
+
+Each device keeps its own poll period and deadline in its coordinator; the controller's
+``read()`` takes whatever arrived since its last read and never waits on a slow or dead device
+(that device's staleness shows in :meth:`PolledDriver.health`). Actions go straight to the
+device's own driver through ``route``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+
+from wattwise.drivers.base import DeviceHealth, Driver
+from wattwise.drivers.poller import Poller
+from wattwise.model.clock import Clock
+from wattwise.model.values import Action, ActionKind, ActionResult, Reading
+
+logger = logging.getLogger(__name__)
+
+
+class PolledDriver:
+    """Readings from a poller's coordinators; actions to the device's own driver.
+
+    Args:
+        drivers: ``(driver, poll_period_s)`` pairs.
+        clock: The poller's clock.
+        route: Driver that owns an action's target (``None``: no driver can apply it).
+        name: Driver name.
+        max_concurrency: Polls in flight at once.
+    """
+
+    def __init__(
+        self,
+        drivers: Sequence[tuple[Driver, float]],
+        clock: Clock,
+        route: Callable[[Action], Driver | None],
+        name: str = "poller",
+        max_concurrency: int = 256,
+    ) -> None:
+        self.name = name
+        self.route = route
+        self.members = [d for d, _ in drivers]
+        self.poller = Poller(drivers, clock, sink=self._take, max_concurrency=max_concurrency)
+        self._buffer: list[Reading] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def _take(self, _name: str, readings: Sequence[Reading]) -> None:
+        self._buffer.extend(readings)
+
+    def start(self) -> None:
+        """Start every coordinator (call inside the running event loop)."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self.poller.run())
+
+    def supports(self, kind: ActionKind) -> bool:
+        """Whether any member supports ``kind``."""
+        return any(d.supports(kind) for d in self.members)
+
+    async def read(self) -> list[Reading]:
+        """Readings gathered since the last read (starts the poller on first use)."""
+        self.start()
+        out, self._buffer = self._buffer, []
+        return out
+
+    async def apply(self, action: Action) -> ActionResult:
+        """Send the action to the driver that owns its target.
+
+        Raises:
+            DriverError: That driver could not deliver it.
+        """
+        driver = self.route(action)
+        if driver is None:
+            return ActionResult(
+                command_id=action.command_id,
+                ok=False,
+                message=f"no endpoint can apply {action.kind} to {action.target_id}",
+            )
+        return await driver.apply(action)
+
+    def health(self) -> list[DeviceHealth]:
+        """Availability and last success of every member, as data."""
+        return self.poller.health()
+
+    async def close(self) -> None:
+        """Stop the coordinators (each finishes its current poll); members are closed by their owner."""
+        self.poller.stop()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(self._task, timeout=10.0)
+            except TimeoutError:
+                logger.warning("poller did not stop within 10 s; cancelling")
+                self._task.cancel()
+            self._task = None
