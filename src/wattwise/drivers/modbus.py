@@ -5,6 +5,16 @@ Reads follow the register map in :mod:`wattwise.drivers.modbus_map`
 unit). ``PSU_SETPOINT`` writes a PSU's output set-point (W); ``COOLING_SETPOINT`` writes the
 inlet temperature set-point (°C). A device exception (illegal value) is a refusal
 (``ok=False``); transport failures are ``DeviceUnavailable``.
+
+One reading per (device, metric) per poll, since telemetry and the store key readings on
+(device, metric, time). A cooling module's leak sensors, fans and pumps have no site ids, so
+each kind is aggregated into the one reading an operator acts on:
+
+* ``leak_detected``: 1 when any leak sensor is wet.
+* ``fan_speed_rpm``: the slowest fan (0 as soon as one fan stops); ``pump_speed_rpm``: the
+  slowest pump. Which fan or pump failed is in the alarm register (``last_alarms``).
+* ``inlet_setpoint_c``: the inlet temperature set-point (holding register), apart from the
+  measured ``inlet_temp_c``.
 """
 
 from __future__ import annotations
@@ -169,21 +179,17 @@ class ModbusRackletDriver:
         hr = await self._registers(mm.COOLING_UNIT, "holding", mm.INLET_SETPOINT, 1)
         t_s = self.now_s()
         out = _fields(cid, mm.COOLING_FIELDS, ir, 0, t_s)
-        leaks = [ir[mm.LEAK_BASE + i] for i in range(min(ir[mm.LEAK_COUNT_REG], mm.MAX_LEAKS))]
+        leaks = ir[mm.LEAK_BASE : mm.LEAK_BASE + min(ir[mm.LEAK_COUNT_REG], mm.MAX_LEAKS)]
+        fans = ir[mm.FAN_BASE : mm.FAN_BASE + min(ir[mm.FAN_COUNT_REG], mm.MAX_FANS)]
+        pumps = ir[mm.PUMP_BASE : mm.PUMP_BASE + min(ir[mm.PUMP_COUNT_REG], mm.MAX_PUMPS)]
+        # One reading per quantity (see the module docstring): the sensors, fans and pumps of
+        # a cooling module have no site ids of their own.
         out.append(Reading(cid, "leak_detected", 1.0 if any(leaks) else 0.0, t_s))
-        out += [
-            Reading(cid, "leak_detected", float(bool(v)), t_s, tags=(("sensor", str(i + 1)),))
-            for i, v in enumerate(leaks)
-        ]
-        out += [
-            Reading(cid, "fan_speed_rpm", float(ir[mm.FAN_BASE + i]), t_s, tags=(("fan", str(i + 1)),))
-            for i in range(min(ir[mm.FAN_COUNT_REG], mm.MAX_FANS))
-        ]
-        out += [
-            Reading(cid, "pump_speed_rpm", float(ir[mm.PUMP_BASE + i]), t_s, tags=(("pump", str(i + 1)),))
-            for i in range(min(ir[mm.PUMP_COUNT_REG], mm.MAX_PUMPS))
-        ]
-        out.append(Reading(cid, "inlet_temp_c", hr[0] / 10.0, t_s, tags=(("setpoint", "1"),)))
+        if fans:
+            out.append(Reading(cid, "fan_speed_rpm", float(min(fans)), t_s))
+        if pumps:
+            out.append(Reading(cid, "pump_speed_rpm", float(min(pumps)), t_s))
+        out.append(Reading(cid, "inlet_setpoint_c", hr[0] / 10.0, t_s))
         self.last_alarms += mm.alarm_names(ir[mm.COOLING_ALARM_REG], mm.COOLING_ALARMS)
         return out
 

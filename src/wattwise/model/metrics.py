@@ -74,6 +74,13 @@ _SPECS = (
     _g("inlet_temp_c", "°C", -20.0, 100.0, "air or coolant inlet temperature"),
     _g("outlet_temp_c", "°C", -20.0, 120.0, "air or coolant outlet temperature"),
     _g("ambient_temp_c", "°C", -40.0, 70.0, "room temperature"),
+    _g(
+        "inlet_setpoint_c",
+        "°C",
+        -20.0,
+        100.0,
+        "inlet temperature set-point of a cooling unit (commanded, not measured)",
+    ),
     _g("humidity_frac", "1", 0.0, 1.0, "relative humidity"),
     _g("battery_charge_frac", "1", 0.0, 1.0, "battery state of charge (NUT battery.charge / 100)"),
     _g("battery_runtime_s", "s", 0.0, 1e6, "estimated runtime at the present load (NUT battery.runtime)"),

@@ -11,7 +11,7 @@ from conftest import free_port
 from wattwise.drivers.modbus import ModbusRackletDriver, RackletIds
 from wattwise.drivers.retry import RetryPolicy
 from wattwise.errors import DeviceProtocolError, DeviceUnavailable
-from wattwise.model.values import Action, ActionKind
+from wattwise.model.values import Action, ActionKind, Reading
 from wattwise.sim.emulators.memory import MemoryDriver
 from wattwise.sim.emulators.modbus import ModbusRackletEmulator
 
@@ -73,8 +73,9 @@ async def test_register_map_round_trips_si_values(racklet: tuple[MemoryDriver, M
     assert ("rk-1/psu-1", "temperature_c") not in v  # not measured → "not available", not 0
     assert v[("rk-1/cooling", "leak_detected")] == 0.0
     fans = [r for r in readings if r.metric == "fan_speed_rpm"]
-    assert len(fans) == 4
-    assert {r.value for r in fans} == {5200.0}
+    assert [(r.device_id, r.value) for r in fans] == [("rk-1/cooling", 5200.0)]  # slowest of 4 fans
+    assert v[("rk-1/cooling", "pump_speed_rpm")] == 2900.0
+    assert v[("rk-1/cooling", "inlet_setpoint_c")] == 24.0
     assert driver.last_alarms == []
     await driver.close()
 
@@ -91,7 +92,7 @@ async def test_psu_setpoint_and_leak_close_the_loop(racklet: tuple[MemoryDriver,
     assert v[("rk-1/psu-2", "setpoint_w", ())] == 1400.0
     assert v[("rk-1/psu-1", "setpoint_w", ())] == 1000.0
     assert v[("rk-1/cooling", "leak_detected", ())] == 1.0
-    assert v[("rk-1/cooling", "inlet_temp_c", (("setpoint", "1"),))] == 21.5
+    assert v[("rk-1/cooling", "inlet_setpoint_c", ())] == 21.5
     assert "leak" in driver.last_alarms
     not_mine = await driver.apply(Action(kind=ActionKind.PSU_SETPOINT, target_id="rk-9/psu-1", value=10.0))
     assert not not_mine.ok
@@ -137,3 +138,33 @@ async def test_wrong_unit_map_is_protocol_error(racklet: tuple[MemoryDriver, Mod
         await driver.read()
     await driver.close()
     await no_cooling.stop()
+
+
+class _OneFanStoppedSecondSensorWet(MemoryDriver):
+    """Reports fan 3 stopped and leak sensor 2 wet, as a module with per-unit readings would."""
+
+    async def read(self) -> list[Reading]:
+        extra = [
+            Reading("rk-1/cooling", "fan_speed_rpm", 0.0, 0.0, tags=(("fan", "3"),)),
+            Reading("rk-1/cooling", "leak_detected", 1.0, 0.0, tags=(("sensor", "2"),)),
+        ]
+        return [*await super().read(), *extra]
+
+
+async def test_one_reading_per_quantity_of_the_cooling_module() -> None:
+    backend = _OneFanStoppedSecondSensorWet(_backend().state)
+    emulator = ModbusRackletEmulator(backend, IDS, fans=4, leak_sensors=3)
+    await emulator.start()
+    driver = ModbusRackletDriver(IDS, port=emulator.port, retry=FAST)
+    try:
+        readings = await driver.read()
+    finally:
+        await driver.close()
+        await emulator.stop()
+    cooling = [(r.metric, r.value) for r in readings if r.device_id == "rk-1/cooling"]
+    assert len({m for m, _ in cooling}) == len(cooling)  # no metric twice in one poll
+    v = dict(cooling)
+    assert v["fan_speed_rpm"] == 0.0  # the slowest of 4 fans: one has stopped
+    assert v["leak_detected"] == 1.0  # sensor 2 of 3 is wet
+    assert v["pump_speed_rpm"] == 2900.0
+    assert {"leak", "pump_failed"} & set(driver.last_alarms) == {"leak"}
