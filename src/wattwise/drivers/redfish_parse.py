@@ -3,6 +3,29 @@
 Schemas covered: PowerSupply and PowerSupplyMetrics (PowerSubsystem), legacy Power and
 Thermal, Control (power limits and PSU set-points), Sensor, EnvironmentMetrics,
 PowerDistributionMetrics, Outlet, Circuit (mains/branches), CoolingUnit and LeakDetector.
+
+Reading identity: telemetry and the store key a reading on (device, metric, time), so the
+readings of one poll never differ by a tag alone. Where several sensors of one device report
+the same kind of quantity:
+
+* A sensor with a canonical meaning for its device gets the canonical metric: PhysicalContext
+  ``Intake`` → ``inlet_temp_c``, ``Exhaust`` → ``outlet_temp_c``, ``Room`` → ``ambient_temp_c``
+  (and ``Room`` humidity → ``humidity_frac``), on the chassis.
+* Legacy Thermal lists all of a chassis' temperatures and fans in one resource, so they are
+  aggregated: per canonical metric above the hottest sensor, every other temperature (CPU,
+  memory, board, ...) as the chassis' ``temperature_c`` (its hottest part), and the slowest
+  fan as ``fan_speed_rpm`` (0 as soon as one fan stops).
+* Any other member of a Sensors collection (a CPU or DIMM temperature, a PSU rail, an outlet's
+  current, a coolant loop's flow) measures a part of the device: it is the sub-device
+  ``<device>/<sensor Id>``, like a PSU or an outlet, with the metric of its ReadingType
+  (``LiquidInlet``/``LiquidOutlet`` temperatures as ``inlet_temp_c``/``outlet_temp_c``). The
+  site model must name such a sub-device for telemetry to accept its readings.
+* A circuit (a PDU's or power shelf's mains input, a branch) is the sub-device
+  ``<device>/<circuit Id>``, like an outlet.
+
+A quantity reported by two resources of one chassis (EnvironmentMetrics ``TemperatureCelsius``
+and the legacy Thermal, an Intake sensor in both the legacy Thermal and the Sensors
+collection) yields the same (device, metric): the driver keeps one reading per key.
 """
 
 from __future__ import annotations
@@ -92,7 +115,15 @@ def _r(device_id: str, metric: str, value: float | None, t_s: float, tags: Tags 
 
 
 def excerpts(resource: Json, device_id: str, t_s: float, tags: Tags = ()) -> Iterator[Reading]:
-    """Readings from ``{"Reading": x}`` excerpt properties (metrics resources, outlets, circuits)."""
+    """Readings from ``{"Reading": x}`` excerpt properties (metrics resources, outlets, circuits).
+
+    A ``("circuit", Id)`` tag names a circuit of the device: its readings are those of the
+    sub-device ``<device_id>/<Id>`` (a power shelf's mains inputs each carry power, voltage,
+    current and frequency, as its outlets do).
+    """
+    circuit = dict(tags).get("circuit")
+    if circuit:
+        device_id, tags = f"{device_id}/{circuit}", tuple(t for t in tags if t[0] != "circuit")
     for key, (metric, scale) in _EXCERPTS.items():
         value = _excerpt(resource.get(key))
         yield from _r(device_id, metric, None if value is None else value * scale, t_s, tags)
@@ -112,12 +143,47 @@ def parse_outlet(resource: Json, device_id: str, t_s: float) -> Iterator[Reading
     yield from excerpts(resource, device_id, t_s)
 
 
+# Sensor/Thermal PhysicalContext of a chassis' own environment → canonical metric of the chassis
+_CHASSIS_TEMPERATURES = {"Intake": "inlet_temp_c", "Exhaust": "outlet_temp_c", "Room": "ambient_temp_c"}
+# PhysicalContext of a part's temperature sensor → metric of that part's sub-device
+_PART_TEMPERATURES = {**_CHASSIS_TEMPERATURES, "LiquidInlet": "inlet_temp_c", "LiquidOutlet": "outlet_temp_c"}
+# Sensor.ReadingUnits → ReadingType, for services that leave ReadingType out
+_UNIT_TYPES = {"Cel": "Temperature", "C": "Temperature", "RPM": "Rotational", "L/min": "LiquidFlowLPM"}
+
+
+def sensor_identity(resource: Json, device_id: str) -> tuple[str, str, float] | None:
+    """Device id, metric and scale to SI of a Sensor resource (see the module docstring).
+
+    >>> sensor_identity({"Id": "IntakeTemp", "ReadingType": "Temperature", "PhysicalContext": "Intake"}, "srv")
+    ('srv', 'inlet_temp_c', 1.0)
+    >>> sensor_identity({"Id": "CPU1Temp", "ReadingUnits": "Cel", "PhysicalContext": "CPU"}, "srv")
+    ('srv/CPU1Temp', 'temperature_c', 1.0)
+
+    Returns:
+        None for a reading type wattwise has no metric for (pressure, percent, heat).
+    """
+    kind = resource.get("ReadingType") or _UNIT_TYPES.get(str(resource.get("ReadingUnits", "")))
+    spec = _SENSOR_TYPES.get(str(kind))
+    if spec is None:
+        return None
+    metric, scale = spec
+    context = str(resource.get("PhysicalContext", ""))
+    if metric == "temperature_c" and context in _CHASSIS_TEMPERATURES:
+        return device_id, _CHASSIS_TEMPERATURES[context], scale
+    if metric == "humidity_frac" and context == "Room":
+        return device_id, metric, scale
+    part = str(resource.get("Id") or str(resource.get("@odata.id", "")).rstrip("/").rsplit("/", 1)[-1])
+    if metric == "temperature_c":
+        metric = _PART_TEMPERATURES.get(context, metric)
+    return f"{device_id}/{part}", metric, scale
+
+
 def parse_sensor(resource: Json, device_id: str, t_s: float) -> Iterator[Reading]:
-    """Sensor: one value, tagged with the sensor's Id."""
-    spec = _SENSOR_TYPES.get(str(resource.get("ReadingType", "")))
+    """Sensor: one value, under the chassis' canonical metric or as a sub-device (:func:`sensor_identity`)."""
+    identity = sensor_identity(resource, device_id)
     value = _num(resource.get("Reading"))
-    if spec is not None and value is not None:
-        yield Reading(device_id, spec[0], value * spec[1], t_s, tags=(("sensor", str(resource.get("Id", ""))),))
+    if identity is not None and value is not None:
+        yield Reading(identity[0], identity[1], value * identity[2], t_s)
 
 
 def parse_legacy_power(resource: Json, device_id: str, t_s: float, psu_ids: dict[str, str]) -> Iterator[Reading]:
@@ -142,15 +208,28 @@ def parse_legacy_power(resource: Json, device_id: str, t_s: float, psu_ids: dict
 
 
 def parse_legacy_thermal(resource: Json, device_id: str, t_s: float) -> Iterator[Reading]:
-    """Legacy Thermal: temperatures and fans, tagged with their names."""
+    """Legacy Thermal: the hottest temperature per canonical metric, and the slowest fan.
+
+    Intake, Exhaust and Room temperatures become ``inlet_temp_c``, ``outlet_temp_c`` and
+    ``ambient_temp_c``; any other (CPU, memory, board) counts towards ``temperature_c``.
+    """
+    hottest: dict[str, float] = {}
     for temp in resource.get("Temperatures") or []:
-        if isinstance(temp, dict):
-            tags = (("sensor", str(temp.get("Name", temp.get("MemberId", "")))),)
-            yield from _r(device_id, "temperature_c", _num(temp.get("ReadingCelsius")), t_s, tags)
-    for fan in resource.get("Fans") or []:
-        if isinstance(fan, dict) and fan.get("ReadingUnits", "RPM") == "RPM":
-            tags = (("sensor", str(fan.get("Name", fan.get("MemberId", "")))),)
-            yield from _r(device_id, "fan_speed_rpm", _num(fan.get("Reading")), t_s, tags)
+        value = _num(temp.get("ReadingCelsius")) if isinstance(temp, dict) else None
+        if value is not None:
+            metric = _CHASSIS_TEMPERATURES.get(str(temp.get("PhysicalContext", "")), "temperature_c")
+            hottest[metric] = max(value, hottest.get(metric, value))
+    for metric, value in hottest.items():
+        yield Reading(device_id, metric, value, t_s)
+    speeds = [
+        v
+        for fan in resource.get("Fans") or []
+        if isinstance(fan, dict)
+        and fan.get("ReadingUnits", "RPM") == "RPM"
+        and (v := _num(fan.get("Reading"))) is not None
+    ]
+    if speeds:
+        yield Reading(device_id, "fan_speed_rpm", min(speeds), t_s)
 
 
 def parse_leak_detector(resource: Json, device_id: str, t_s: float) -> Iterator[Reading]:
