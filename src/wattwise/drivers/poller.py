@@ -88,7 +88,9 @@ class DeviceCoordinator:
         t0 = self.clock.now_s()
         self.polls += 1
         try:
-            readings = await asyncio.wait_for(self.driver.read(), timeout=self.timeout_s)
+            # asyncio.timeout, not wait_for: wait_for wraps the read in one more task per poll.
+            async with asyncio.timeout(self.timeout_s):
+                readings = await self.driver.read()
         except (DriverError, TimeoutError) as err:
             return self._failed(err, t0)
         if self.failures:

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pysnmp.carrier.asyncio.dgram import udp
 from pysnmp.entity.engine import SnmpEngine
 from pysnmp.entity.rfc3413 import cmdgen
 from pysnmp.hlapi.v3arch.asyncio import CommunityData, ContextData, UdpTransportTarget, UsmUserData
@@ -34,6 +35,10 @@ from pysnmp.proto.rfc1902 import ObjectName
 from wattwise.errors import DeviceAuthError, DeviceProtocolError, DeviceUnavailable, DriverError
 
 _SM_FAILURE = "rfc3412.prepareDataElements:sm-failure"
+# UDP sockets per engine, agents spread over them by port. asyncio reads one datagram per
+# socket per event-loop turn: with one socket, 250 agents answering at once queued behind each
+# other for ~1 s and overflowed its receive buffer (failed polls in bench/poll_1000.py).
+LANES = 16
 # Error indications that mean "our credentials", not "the agent is away".
 _AUTH_INDICATIONS = (
     errind.UnknownUserName,
@@ -111,6 +116,8 @@ class SnmpSession:
                 (self.peer.host, self.peer.port), timeout=self.peer.timeout_s, retries=0
             )
             self._address = (str(transport.transport_address[0]), int(transport.transport_address[1]))
+            # A transport domain of its own per lane: pysnmp opens one socket per domain.
+            transport.TRANSPORT_DOMAIN = udp.DOMAIN_NAME + (self.peer.port % LANES,)
             self._target_name, _ = LCD.configure(self.engine, self.peer.auth, transport, self.peer.context.contextName)
             if isinstance(self.peer.auth, UsmUserData):
                 self.engine.observer.register_observer(self._on_sm_failure, _SM_FAILURE)

@@ -145,3 +145,36 @@ async def test_getnext_getbulk_and_v1_errors(agent: tuple[MemoryDriver, SnmpPduA
     )
     assert (str(status), int(index)) == ("noSuchName", 2)  # v1 has no exception values
     engine.close_dispatcher()
+
+
+async def test_many_agents_share_one_engine() -> None:
+    import asyncio
+
+    from pysnmp.hlapi.v3arch.asyncio import SnmpEngine
+
+    from wattwise.drivers.snmp_session import LANES
+
+    agents = [SnmpPduAgent(MemoryDriver({(f"p{i}", "power_w"): 100.0 + i}), SnmpPduSpec(f"p{i}")) for i in range(40)]
+    for a in agents:
+        await a.start()
+    engine = SnmpEngine()
+    drivers = [SnmpPduDriver(f"p{i}", SnmpTarget(port=a.port), retry=FAST, engine=engine) for i, a in enumerate(agents)]
+    try:
+        for _ in range(3):  # every answer of a burst arrives, over several sockets of the engine
+            rounds = await asyncio.gather(*(d.read() for d in drivers))
+            assert [next(r.value for r in rs if r.metric == "power_w") for rs in rounds] == [
+                100.0 + i for i in range(40)
+            ]
+        from pysnmp.carrier.asyncio.dgram import udp
+        from pysnmp.entity import config
+
+        lanes = {a.port % LANES for a in agents}
+        assert len(lanes) > 1
+        assert all(config.get_transport(engine, udp.DOMAIN_NAME + (k,)) is not None for k in lanes)
+        assert config.get_transport(engine, udp.DOMAIN_NAME + (max(lanes) + LANES,)) is None
+    finally:
+        for d in drivers:
+            await d.close()
+        engine.close_dispatcher()
+        for a in agents:
+            await a.stop()
