@@ -10,8 +10,9 @@ import pytest
 from tests.conftest import EXAMPLES
 
 from wattwise.model.loader import load_site
+from wattwise.model.ups_status import UpsStatus, status_flags
 from wattwise.telemetry.batch import ReadingBatch
-from wattwise.telemetry.metrics import METRICS, MetricKind, ups_status_bitmask
+from wattwise.telemetry.metrics import METRICS, UPS_STATUS_BITS, MetricKind, ups_status_bitmask
 from wattwise.telemetry.validate import ReadingValidator, RejectReason, site_device_ids
 
 NOW_S = 1_700_000_000.0
@@ -126,3 +127,15 @@ def test_registry_names_carry_their_unit() -> None:
     for m in METRICS.values():
         assert m.min_value < m.max_value, m
     assert ups_status_bitmask("OL CHRG") == 33.0
+
+
+def test_ups_status_bitmask_uses_the_one_nut_status_encoding() -> None:
+    # The bus metric once had its own bit order (OVER=256 ... CAL=16384): the same word list
+    # gave different numbers on ups_status_bitmask and on the NUT driver's ups_status_flags.
+    assert dict(UPS_STATUS_BITS) == {flag.name: flag.value for flag in UpsStatus}
+    for flag in UpsStatus:
+        assert ups_status_bitmask(f"OL {flag.name}") == float(status_flags(f"OL {flag.name}"))
+    assert ups_status_bitmask("OL CAL") == 257.0
+    assert ups_status_bitmask("OB FSD") == 2.0 + 8192.0
+    assert ups_status_bitmask("OL VENDORWORD") == 1.0
+    assert ups_status_bitmask("OB OB LB") == 6.0

@@ -18,6 +18,7 @@ from enum import StrEnum
 from types import MappingProxyType
 
 from wattwise.model.metrics import METRICS as CANONICAL_METRICS
+from wattwise.model.ups_status import UpsStatus
 
 
 class MetricKind(StrEnum):
@@ -176,32 +177,21 @@ METRICS: Mapping[str, MetricDef] = MappingProxyType({d.name: d for d in (*_DEFS,
 METRIC_NAMES: tuple[str, ...] = tuple(METRICS)
 """Registered names in a fixed order (their index is the metric code used by vectorized code)."""
 
-UPS_STATUS_BITS: Mapping[str, int] = MappingProxyType(
-    {
-        "OL": 1,
-        "OB": 2,
-        "LB": 4,
-        "HB": 8,
-        "RB": 16,
-        "CHRG": 32,
-        "DISCHRG": 64,
-        "BYPASS": 128,
-        "OVER": 256,
-        "TRIM": 512,
-        "BOOST": 1024,
-        "FSD": 2048,
-        "ALARM": 4096,
-        "OFF": 8192,
-        "CAL": 16384,
-    }
-)
-"""NUT ``ups.status`` words to bits of the ``ups_status_bitmask`` metric."""
+UPS_STATUS_BITS: Mapping[str, int] = MappingProxyType({flag.name or "": flag.value for flag in UpsStatus})
+"""NUT ``ups.status`` words to bits of the ``ups_status_bitmask`` metric: the bits of
+:class:`wattwise.model.ups_status.UpsStatus`, so ``ups_status_bitmask`` and the NUT driver's and
+twin's ``ups_status_flags`` carry one encoding (``OL``=1 ... ``CAL``=256 ... ``NOCOMM``=32768)."""
 
 
 def ups_status_bitmask(status: str) -> float:
     """Encode a NUT ``ups.status`` string (``"OB LB"``) as the numeric bitmask metric value.
 
-    >>> ups_status_bitmask("OB LB")
-    6.0
+    Words that are not NUT status words (vendor extensions) add no bit.
+
+    >>> ups_status_bitmask("OB LB"), ups_status_bitmask("OL CAL")
+    (6.0, 257.0)
     """
-    return float(sum(UPS_STATUS_BITS.get(word, 0) for word in status.split()))
+    mask = 0
+    for word in status.split():
+        mask |= UPS_STATUS_BITS.get(word, 0)  # a repeated word sets its bit once
+    return float(mask)
