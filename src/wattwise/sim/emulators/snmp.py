@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ _NO_ERROR, _NO_SUCH_NAME, _GEN_ERR, _WRONG_VALUE, _NOT_WRITABLE = 0, 2, 5, 10, 1
 _COMMANDS = {1: ActionKind.OUTLET_ON, 2: ActionKind.OUTLET_OFF, 3: ActionKind.OUTLET_CYCLE}
 
 
+@functools.cache
 def _oid(text: str) -> Oid:
     return tuple(int(x) for x in text.split("."))
 
@@ -120,10 +122,9 @@ class SnmpPduAgent(asyncio.DatagramProtocol):
             self._transport.sendto(ber.encode_response(request, status, index, binds), addr)
 
     async def _respond(self, request: ber.Request) -> tuple[int, int, list[tuple[bytes, bytes]]]:
-        echo = [(self._name(o), ber.tlv(*v)) for o, v in request.varbinds]
         if request.pdu == ber.SET:
             status, index = await self._set(request.varbinds)
-            return status, index, echo
+            return status, index, self._echo(request)
         table = self.table(await read_devices(self.driver, (self.spec.device_id, *self.spec.outlet_ids)))
         if not self._keys:
             self._keys = sorted(table)
@@ -135,12 +136,16 @@ class SnmpPduAgent(asyncio.DatagramProtocol):
         elif request.pdu == ber.GET_BULK and request.version == 1:
             found = self._bulk(table, oids, request.field2, request.field3)
         else:
-            return _GEN_ERR, 1, echo
+            return _GEN_ERR, 1, self._echo(request)
         missing = next((i for i, (_, v) in enumerate(found, start=1) if v is None), 0)
         if request.version == 0 and missing:
-            return _NO_SUCH_NAME, missing, echo  # v1 has no exception values
+            return _NO_SUCH_NAME, missing, self._echo(request)  # v1 has no exception values
         exception = ber.NO_SUCH_INSTANCE if request.pdu == ber.GET else ber.END_OF_MIB_VIEW
         return _NO_ERROR, 0, [(self._name(o), exception if v is None else v) for o, v in found]
+
+    def _echo(self, request: ber.Request) -> list[tuple[bytes, bytes]]:
+        """The request's varbinds, as an error answer carries them."""
+        return [(self._name(o), ber.tlv(*v)) for o, v in request.varbinds]
 
     def _name(self, oid: Oid) -> bytes:
         name = self._names.get(oid)
