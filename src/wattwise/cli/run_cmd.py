@@ -124,7 +124,8 @@ def _print_status(run: Running, as_json: bool) -> None:
     console.print(
         f"{s['mode']} tick {s['ticks']}: drivers up {s['drivers_up']}/{s['drivers']}, "
         f"{s['unobserved']} unobserved, readings {s['accepted']}/{s['readings']} accepted, "
-        f"events {s['events']}, actions {verdicts}{event}"
+        f"events {s['events']}, actions {verdicts}{event}",
+        markup=False,
     )
 
 
@@ -179,7 +180,7 @@ def _load(site_path: Path, endpoints_path: Path, mode: str) -> tuple[Site, Loade
     loaded = load_endpoints(endpoints_path, site)
     for p in loaded.problems:
         if p.severity is Severity.WARNING:
-            err_console.print(f"[yellow]{p}[/yellow]")
+            err_console.print(str(p), style="yellow", markup=False)
     return site, loaded, act_mode
 
 
@@ -221,10 +222,10 @@ def run_cmd(
         site, loaded, act_mode = _load(site_path, endpoints_path, mode)
         store = DuckDBStore(store_path or settings.duckdb_path)
     except ConfigError as err:
-        err_console.print(f"[red]{err}[/red]")
+        err_console.print(str(err), style="red", markup=False)
         raise typer.Exit(EXIT_CONFIG) from err
     except WattwiseError as err:
-        err_console.print(f"[red]{err}[/red]")
+        err_console.print(str(err), style="red", markup=False)
         raise typer.Exit(EXIT_FAILED) from err
     code = _run(
         site, loaded, store, act_mode, settings, RunOptions(duration_s, api_port, no_api, status_every_s, as_json)
@@ -253,17 +254,17 @@ def _run(
     except ConfigError as err:
         loop.close()
         store.close()
-        err_console.print(f"[red]{err}[/red]")
+        err_console.print(str(err), style="red", markup=False)
         return EXIT_CONFIG
     alive = Event()
     server: ServerThread | None = None
     try:
         if not opts.no_api:
             server = _start_api(run, settings, opts.api_port, loop, alive)
-        err_console.print(_banner(run))
+        err_console.print(_banner(run), markup=False)
         loop.run_until_complete(_loop(run, opts.duration_s, opts.status_every_s, opts.as_json, alive))
     except ConfigError as err:
-        err_console.print(f"[red]{err} (is the port free? try --api-port or --no-api)[/red]")
+        err_console.print(f"{err} (is the port free? try --api-port or --no-api)", style="red", markup=False)
         loop.run_until_complete(run.built.close())
         return EXIT_CONFIG
     finally:

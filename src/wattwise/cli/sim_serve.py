@@ -95,8 +95,8 @@ def serve(
         site, slot = _slot(scenario, load_site(site_path))
         asyncio.run(_serve(site, slot, endpoints_out, seed, poll_period_s))
     except (ConfigError, FileNotFoundError) as err:
-        console.print(f"[red]{err}[/red]")
+        console.print(str(err), style="red", markup=False)
         raise typer.Exit(2) from err
     except WattwiseError as err:
-        console.print(f"[red]{err}[/red]")
+        console.print(str(err), style="red", markup=False)
         raise typer.Exit(1) from err

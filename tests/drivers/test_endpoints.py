@@ -1,0 +1,229 @@
+"""The endpoints file: shape, site checks, secrets by reference, and the drivers built from it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from wattwise.drivers.endpoint_drivers import build_drivers
+from wattwise.drivers.endpoint_rules import check_endpoints_text, load_endpoints
+from wattwise.drivers.endpoints import EndpointsValidationError, scheme_of
+from wattwise.drivers.modbus import ModbusRackletDriver
+from wattwise.drivers.nut import NutDriver
+from wattwise.drivers.redfish import RedfishDriver
+from wattwise.drivers.snmp import SnmpPduDriver
+from wattwise.model.loader import load_site
+from wattwise.model.problems import Problem, Severity
+from wattwise.model.site import Site
+from wattwise.model.values import Action, ActionKind
+
+REPO = Path(__file__).resolve().parents[2]
+FILE = "site-endpoints.yaml"
+ENV = {"NUT_PW": "nut-secret-value", "BMC_PW": "bmc-secret-value"}
+
+
+@pytest.fixture(scope="module")
+def pod() -> Site:
+    return load_site(REPO / "examples" / "racklet-pod.yaml")
+
+
+VALID = """\
+site: racklet-pod
+poll_period_s: 4
+endpoints:
+  - url: nut://127.0.0.1:3493
+    username: monitor
+    password: {env: NUT_PW}
+    devices:
+      - {id: ups-h1-a, ups: ups1}
+      - {id: ats-h1-a}
+  - url: snmp://10.0.0.9:161
+    device: pdu-r00001-a
+  - url: redfish+https://10.0.1.1
+    device: pdu-r00002-a
+    username: admin
+    password: {env: BMC_PW}
+    tls: {verify: false}
+    poll_period_s: 10
+    outlets: {OA1: r00002-a-o1}
+  - url: modbus://10.0.2.1:1502
+    device: rl-r00001
+"""
+
+
+def _errors(text: str, site: Site, environ: dict[str, str] | None = None) -> list[Problem]:
+    loaded, problems = check_endpoints_text(text, site, FILE, Path("."), ENV if environ is None else environ)
+    errors = [p for p in problems if p.severity is Severity.ERROR]
+    assert (loaded is None) == bool(errors)
+    return errors
+
+
+def _only(problems: list[Problem]) -> Problem:
+    assert len(problems) == 1, [str(p) for p in problems]
+    return problems[0]
+
+
+def test_valid_file_loads_with_unobserved_warnings(pod: Site) -> None:
+    loaded, problems = check_endpoints_text(VALID, pod, FILE, Path("."), ENV)
+    assert loaded is not None
+    assert not [p for p in problems if p.severity is Severity.ERROR]
+    # 1 of 2 UPS, 1 of 2 ATS, 6 of 8 PDUs, 48 servers, 3 of 4 racklets: unobserved, one warning per kind.
+    warned = {p.message.split(" have no")[0] for p in problems if p.rule == "unobserved"}
+    assert warned == {
+        "1 of 2 ups device(s)",
+        "1 of 2 ats device(s)",
+        "6 of 8 pdu device(s)",
+        "48 of 48 server device(s)",
+        "3 of 4 racklet device(s)",
+    }
+    assert len(loaded.unobserved) == 1 + 1 + 6 + 48 + 3
+    assert "ups-h1-b" in loaded.unobserved and "ups-h1-a" not in loaded.unobserved
+    # Defaults: the SNMP PDU's outlets and the racklet's PSUs come from the site in order.
+    pdu = next(p for p in pod.pdus if p.id == "pdu-r00001-a")
+    assert all(loaded.served[o.id] == 1 for o in pdu.outlets)
+    assert loaded.served["rl-r00001-rect1"] == 3
+
+
+def test_unknown_device_names_file_line_and_path(pod: Site) -> None:
+    text = VALID.replace("device: pdu-r00001-a", "device: pdu-nowhere")
+    p = _only(_errors(text, pod))
+    assert (p.rule, p.path, p.file, p.line) == ("unknown-device", "endpoints[1].device", FILE, 11)
+    assert str(p).startswith(f"{FILE}:11: error: endpoints[1].device: [unknown-device] 'pdu-nowhere'")
+
+
+def test_unknown_mapped_id_is_an_error(pod: Site) -> None:
+    p = _only(_errors(VALID.replace("OA1: r00002-a-o1", "OA1: no-such-outlet"), pod))
+    assert (p.rule, p.path, p.line) == ("unknown-device", "endpoints[2].outlets.OA1", 18)
+
+
+def test_bad_url_scheme(pod: Site) -> None:
+    p = _only(_errors(VALID.replace("url: modbus://10.0.2.1:1502", "url: http://10.0.2.1"), pod))
+    assert (p.rule, p.path, p.line) == ("bad-scheme", "endpoints[3].url", 19)
+    assert "modbus://" in p.message
+
+
+def test_missing_env_secret_names_the_variable_not_a_value(pod: Site) -> None:
+    p = _only(_errors(VALID, pod, {"BMC_PW": "x"}))
+    assert (p.rule, p.path, p.line) == ("missing-secret", "endpoints[0].password", 6)
+    assert "NUT_PW" in p.message
+
+
+def test_missing_secret_file(pod: Site, tmp_path: Path) -> None:
+    (tmp_path / "bmc.pw").write_text("from-file\n")
+    text = VALID.replace("{env: BMC_PW}", "{file: bmc.pw}").replace("{env: NUT_PW}", "{file: gone.pw}")
+    loaded, problems = check_endpoints_text(text, pod, str(tmp_path / FILE), tmp_path, {})
+    p = _only([q for q in problems if q.severity is Severity.ERROR])
+    assert loaded is None
+    assert (p.rule, p.path, p.file) == ("missing-secret", "endpoints[0].password", str(tmp_path / FILE))
+    assert "gone.pw" in p.message
+
+
+def test_secret_reference_needs_exactly_one_source(pod: Site) -> None:
+    p = _only(_errors(VALID.replace("{env: NUT_PW}", "{env: NUT_PW, file: x}"), pod))
+    assert p.path == "endpoints[0].password" and p.line == 6
+
+
+def test_inline_password_is_refused(pod: Site) -> None:
+    p = _only(_errors(VALID.replace("{env: NUT_PW}", "hunter2"), pod))
+    assert p.path == "endpoints[0].password" and p.rule == "wrong-type"
+
+
+def test_unknown_key_and_wrong_kind_and_duplicate(pod: Site) -> None:
+    text = VALID.replace("    device: rl-r00001\n", "    device: ups-h1-b\n    unit: 3\n")
+    p = _only(_errors(text, pod))
+    assert (p.rule, p.path) == ("unknown-key", "endpoints[3].unit")
+    p = _only(_errors(VALID.replace("device: rl-r00001", "device: ups-h1-b"), pod))
+    assert (p.rule, p.path) == ("wrong-kind", "endpoints[3].device")
+    twice = VALID + "  - url: snmp://10.0.0.10\n    device: pdu-r00001-a\n"
+    p = _only(_errors(twice, pod))
+    assert (p.rule, p.path, p.line) == ("duplicate-device", "endpoints[4].device", 22)
+    assert "endpoints[1]" in p.message and "3 more" in p.message  # the PDU's 3 default outlets, once
+
+
+def test_wrong_site(pod: Site) -> None:
+    p = _only(_errors(VALID.replace("site: racklet-pod", "site: other"), pod))
+    assert (p.rule, p.path, p.line) == ("wrong-site", "site", 1)
+
+
+def test_load_raises_with_every_problem(pod: Site, tmp_path: Path) -> None:
+    path = tmp_path / FILE
+    path.write_text(VALID.replace("ats-h1-a", "ats-x").replace("device: rl-r00001", "device: rl-x"))
+    with pytest.raises(EndpointsValidationError) as info:
+        load_endpoints(path, pod, environ=ENV)
+    assert {p.rule for p in info.value.problems if p.severity is Severity.ERROR} == {"unknown-device"}
+    assert "2 problem(s)" in str(info.value) and f"{path}:9:" in str(info.value)
+    assert "nut-secret-value" not in str(info.value)
+
+
+def test_scheme_of() -> None:
+    assert scheme_of("redfish+https://h") == "redfish"
+    assert scheme_of("libvirt+qemu+ssh://h/system") == "libvirt"
+    assert scheme_of("kubernetes+https://h:6443") == "kubernetes"
+    assert scheme_of("libvirt+://h") == ""
+    assert scheme_of("https://h") == ""
+    assert scheme_of("nut") == ""
+
+
+async def test_drivers_built_with_mappings_secrets_and_routes(pod: Site, tmp_path: Path) -> None:
+    path = tmp_path / FILE
+    path.write_text(VALID)
+    loaded = load_endpoints(path, pod, environ=ENV)
+    built = build_drivers(loaded, pod, ENV)
+    try:
+        by_name = {d.name: (d, p) for d, p in built.polled}
+        assert sorted(by_name) == [
+            "modbus:rl-r00001",
+            "nut:ats-h1-a",
+            "nut:ups-h1-a",
+            "redfish:pdu-r00002-a",
+            "snmp:pdu-r00001-a",
+        ]
+        ups, period_s = by_name["nut:ups-h1-a"]
+        assert isinstance(ups, NutDriver) and period_s == 4.0
+        assert (ups.ups_name, ups.endpoint.username, ups.endpoint.password) == ("ups1", "monitor", "nut-secret-value")
+        assert isinstance(by_name["nut:ats-h1-a"][0], NutDriver) and by_name["nut:ats-h1-a"][0].ups_name == "ats-h1-a"
+        bmc, period_s = by_name["redfish:pdu-r00002-a"]
+        assert isinstance(bmc, RedfishDriver) and period_s == 10.0
+        assert bmc.endpoint.base_url == "https://10.0.1.1" and not bmc.endpoint.verify_tls
+        assert bmc.endpoint.password == "bmc-secret-value" and bmc.id_map == {"OA1": "r00002-a-o1"}
+        pdu = by_name["snmp:pdu-r00001-a"][0]
+        assert isinstance(pdu, SnmpPduDriver) and pdu.target.community == "public" and pdu.target.port == 161
+        assert pdu.outlet_ids[1] == "r00001-a-o1"
+        racklet = by_name["modbus:rl-r00001"][0]
+        assert isinstance(racklet, ModbusRackletDriver) and racklet.url == "modbus://10.0.2.1:1502"
+        assert tuple(racklet.ids.psu_ids) == (
+            "rl-r00001-rect1",
+            "rl-r00001-rect2",
+            "rl-r00001-rect3",
+            "rl-r00001-rect4",
+        )
+        outlet_off = Action(kind=ActionKind.OUTLET_OFF, target_id="r00001-a-o2", value=None)
+        assert built.route(outlet_off) is pdu
+        setpoint = Action(kind=ActionKind.PSU_SETPOINT, target_id="rl-r00001-rect2", value=500.0)
+        assert built.route(setpoint) is racklet
+        assert built.route(Action(kind=ActionKind.OUTLET_ON, target_id="r00002-a-o1")) is bmc
+        shed = Action(kind=ActionKind.SERVICE_SHED, target_id="svc-0001", value=None)
+        assert built.route(shed) is None  # no orchestrator named: nothing can shed a service
+    finally:
+        await built.close()
+
+
+async def test_orchestrators_are_built_from_the_file(pod: Site) -> None:
+    text = (
+        "site: racklet-pod\nendpoints:\n"
+        "  - url: kubernetes+https://10.0.0.1:6443\n    cluster: k1\n    token: {env: K8S}\n"
+        "    tls: {ca_file: null}\n    nodes: {node-a: r00001-s1}\n"
+        "  - url: slurm://local\n    cluster: hpc\n    nodes: {n01: r00001-s2}\n"
+        "  - url: libvirt+test:///default\n    host: r00001-s3\n    domains: {vm1: wl-000000}\n"
+    )
+    env = {"K8S": "tok"}
+    loaded, problems = check_endpoints_text(text, pod, FILE, Path("."), env)
+    assert loaded is not None, [str(p) for p in problems]
+    built = build_drivers(loaded, pod, env)
+    try:
+        assert [d.name for d in built.drivers] == ["kubernetes:k1", "slurm:hpc", "libvirt:r00001-s3"]
+        cordon = Action(kind=ActionKind.NODE_CORDON, target_id="r00001-s1", value=None)
+        assert built.route(cordon) is built.drivers[0]
+    finally:
+        await built.close()
