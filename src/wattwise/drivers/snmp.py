@@ -60,7 +60,6 @@ OID_OUTLET_STATE = f"{RPDU}.3.5.1.1.4"  # .N; 1 on / 2 off
 OID_OUTLET_LOAD = f"{RPDU}.3.5.1.1.7"  # .N, tenths of A
 COMMANDS = {ActionKind.OUTLET_ON: 1, ActionKind.OUTLET_OFF: 2, ActionKind.OUTLET_CYCLE: 3}
 MAX_VARBINDS = 32
-__all__ = ["COMMANDS", "SnmpPduDriver", "SnmpRefused", "SnmpTarget"]
 
 
 @dataclass(frozen=True, slots=True)
