@@ -227,3 +227,22 @@ async def test_orchestrators_are_built_from_the_file(pod: Site) -> None:
         assert built.route(cordon) is built.drivers[0]
     finally:
         await built.close()
+
+
+EXAMPLE_ENV = {
+    "WATTWISE_NUT_PASSWORD": "a",
+    "WATTWISE_SNMP_COMMUNITY": "b",
+    "WATTWISE_BMC_PASSWORD": "c",
+    "WATTWISE_K8S_TOKEN": "d",
+}
+
+
+def test_shipped_example_covers_its_site() -> None:
+    site = load_site(REPO / "examples" / "single-rack.yaml")
+    loaded = load_endpoints(REPO / "examples" / "single-rack-endpoints.yaml", site, environ=EXAMPLE_ENV)
+    assert loaded.unobserved == () and loaded.problems == ()
+    psus = {p.id for s in site.servers for p in s.psus}
+    outlets = {o.id for p in site.pdus for o in p.outlets}
+    assert psus | outlets <= set(loaded.served)
+    with pytest.raises(EndpointsValidationError, match="WATTWISE_K8S_TOKEN"):
+        load_endpoints(REPO / "examples" / "single-rack-endpoints.yaml", site, environ={})
