@@ -36,6 +36,9 @@ def _one(device: str, metric: str, value: float, t_s: float = NOW_S) -> ReadingB
         ("ups-a", "battery_charge_frac", 42.0, NOW_S, R.OUT_OF_RANGE),  # percent not converted by a driver
         ("ups-a", "power_kw", 1.0, NOW_S, R.UNKNOWN_METRIC),
         ("ghost", "power_w", 1.0, NOW_S, R.UNKNOWN_DEVICE),
+        ("ups-a/BatteryTemp", "temperature_c", 30.0, NOW_S, R.OK),  # a sensor of a known device
+        ("ghost/BatteryTemp", "temperature_c", 30.0, NOW_S, R.UNKNOWN_DEVICE),
+        ("ups-a/", "temperature_c", 30.0, NOW_S, R.UNKNOWN_DEVICE),
         ("ups-a", "power_w", 1.0, NOW_S + 3600, R.FUTURE),
         ("ups-a", "power_w", 1.0, NOW_S - 30 * 86400, R.TOO_OLD),
     ],

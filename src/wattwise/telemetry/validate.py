@@ -110,6 +110,18 @@ def site_device_ids(site: Site) -> frozenset[str]:
     return frozenset(found)
 
 
+def is_known_device(device_id: str, known: frozenset[str]) -> bool:
+    """A site id, or a part of one: ``<site id>/<part>`` (a sensor or circuit a driver reports).
+
+    >>> is_known_device("bmc-1/CPU1Temp", frozenset({"bmc-1"})), is_known_device("bmc-9/x", frozenset({"bmc-1"}))
+    (True, False)
+    """
+    if device_id in known:
+        return True
+    head, sep, part = device_id.rpartition("/")
+    return bool(sep and part and head in known)
+
+
 _LO = np.array([METRICS[m].min_value for m in METRIC_NAMES] + [np.nan])
 _HI = np.array([METRICS[m].max_value for m in METRIC_NAMES] + [np.nan])
 _IS_COUNTER = np.array([METRICS[m].kind is MetricKind.COUNTER for m in METRIC_NAMES] + [False])
@@ -120,7 +132,8 @@ class ReadingValidator:
     """Accepts or rejects readings; keeps rejection counters and per-device staleness.
 
     Args:
-        known_device_ids: Ids from the site model; readings of other devices are rejected.
+        known_device_ids: Ids from the site model; readings of other devices are rejected
+            (``<id>/<part>``, a sensor or circuit of a known device, is accepted).
         max_future_s: Tolerated clock skew: readings newer than ``now_s + max_future_s`` are rejected.
         max_age_s: Readings older than ``now_s - max_age_s`` are rejected.
     """
@@ -148,7 +161,7 @@ class ReadingValidator:
         code = np.array([_METRIC_CODE.get(m, -1) for m in metric_names] + [-1], dtype=np.intp)[metric_codes]
         dev_codes, dev_names = pd.factorize(batch.device_id)
         known = self.known_device_ids
-        dev_ok = np.array([d in known for d in dev_names] + [False], dtype=bool)[dev_codes]
+        dev_ok = np.array([is_known_device(d, known) for d in dev_names] + [False], dtype=bool)[dev_codes]
         value, t_s = batch.value, batch.t_s
         with np.errstate(invalid="ignore"):
             checks: tuple[tuple[RejectReason, npt.NDArray[np.bool_]], ...] = (
