@@ -7,6 +7,7 @@ actuation), and the API and dashboard serve the live state. The seed scenarios' 
 watch: each scenario's timeline is shifted so its first event comes ``--lead-in-s`` after its
 turn starts, and the list restarts when done. Scenario capacity overrides are not applied (the
 site stays the one given). ``--speed N`` runs simulated time N× faster than the wall clock.
+``--wire`` polls the twin over real protocol endpoints on loopback (:mod:`wattwise.cli.demo_wire`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from wattwise.api.limits import ApiLimits
 from wattwise.api.live_backend import LiveBackend
 from wattwise.api.schemas import Role
 from wattwise.api.server import ServerThread
+from wattwise.cli.demo_wire import wire_drivers
 from wattwise.config import Settings
 from wattwise.control.assemble import assemble
 from wattwise.errors import ConfigError, WattwiseError
@@ -210,6 +212,9 @@ def demo(
     approve: Annotated[
         list[str] | None, typer.Option(help="Action kind that waits for an operator, e.g. service_shed (repeatable)")
     ] = None,
+    wire: Annotated[
+        bool, typer.Option("--wire", help="Poll the twin over real NUT/SNMP/Redfish/Modbus on loopback (speed 1)")
+    ] = False,
 ) -> None:
     """Run the twin, the controller and the dashboard together (Ctrl-C to stop)."""
     settings = Settings()
@@ -220,16 +225,20 @@ def demo(
         clock = ScaledClock(speed)
         twin = Twin(site, seed=0, start_s=clock.now_s(), record_timeline=False)
         slots = playlist(_scenario_files(scenarios_dir or _default_path("scenarios"), scenario), twin, lead_in_s)
+        if wire and speed != 1.0:
+            raise ConfigError("--wire runs at --speed 1 (wire drivers stamp readings with the wall clock)")
         store = DuckDBStore(store_path or settings.duckdb_path)
-    except (WattwiseError, ValueError) as err:
+        loop = asyncio.new_event_loop()
+        wired = loop.run_until_complete(wire_drivers(twin, clock, poll_s)) if wire else None
+    except (WattwiseError, ValueError, FileNotFoundError) as err:
         console.print(f"[red]{err}[/red]")
         raise typer.Exit(2) from err
     assembly = assemble(
-        site, [TwinDriver(twin, clock=clock)], store, clock, act_mode,
+        site, wired.drivers if wired else [TwinDriver(twin, clock=clock)], store, clock, act_mode,
+        router=wired.route if wired else None,
         poll_period_s=poll_s * speed, decide_period_s=settings.decision_period_s,
         approval_kinds=approval_kinds, store_every_s=store_every_s,
     )  # fmt: skip
-    loop = asyncio.new_event_loop()
     alive = Event_()
     backend = LiveBackend(assembly, store, clock, leader="self", controller_loop=loop, running=alive.is_set)
     tokens = TokenStore()
@@ -240,12 +249,16 @@ def demo(
         server = ServerThread(app, bind_host, bind_port, start_timeout_s=60.0).start()
     except ConfigError as err:
         console.print(f"[red]{err} (is the port free? try --port)[/red]")
+        if wired is not None:
+            loop.run_until_complete(wired.close())
         raise typer.Exit(2) from err
     _banner(site.id, len(site.servers), mode, speed, server.url, admin, [s.name for s in slots])
     try:
         loop.run_until_complete(_run(backend, twin, slots, clock, duration_s, alive))
     finally:
         server.stop()
+        if wired is not None:
+            loop.run_until_complete(wired.close())
         loop.close()
         store.close()
     console.print("wattwise demo stopped")
