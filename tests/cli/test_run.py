@@ -23,7 +23,7 @@ from conftest import free_port
 from drivers.peers import need_nut
 from wattwise.cli import app
 from wattwise.model.generate import SiteSpec, generate_site
-from wattwise.model.loader import dump_site
+from wattwise.model.loader import dump_site, load_site
 from wattwise.sim.emulators.stack import NUT_PASSWORD, REDFISH_PASSWORD
 from wattwise.store.duckdb_store import DuckDBStore
 
@@ -33,11 +33,11 @@ RUN_S = 45.0
 
 
 def _small_site(folder: Path) -> Path:
-    """24 servers in 3 racks (one a racklet rack), 500 Wh batteries: a utility loss must shed."""
+    """24 servers in 3 racks (one a racklet rack), a UPS and an ATS per side."""
     spec = SiteSpec(servers=24, servers_per_rack=6, racks_per_hall=4, racklet_racks_per_hall=1, seed=6)
     site = generate_site(spec)
-    site = site.model_copy(update={"ups": tuple(u.model_copy(update={"battery_wh": 500.0}) for u in site.ups)})
-    assert site.ups and site.ats and site.pdus and site.servers and site.racklets
+    assert site.ats and site.pdus and site.servers and site.racklets
+    assert [u.id for u in site.ups] == ["ups-h1-a", "ups-h1-b"] and min(u.battery_wh for u in site.ups) > 150.0
     path = folder / "small.yaml"
     path.write_text(dump_site(site))
     return path
@@ -46,7 +46,9 @@ def _small_site(folder: Path) -> Path:
 def _scenario(folder: Path, site: Path) -> Path:
     path = folder / "loss.yaml"
     path.write_text(
-        f"name: wire-loss\nsite: {site}\nduration_s: 600\nevents:\n"
+        f"name: wire-loss\nsite: {site}\nduration_s: 600\n"
+        # Small batteries (served and written by --site-out): a utility loss must shed.
+        "overrides:\n  ups-h1-a: {battery_wh: 150}\n  ups-h1-b: {battery_wh: 150}\nevents:\n"
         "  - {at_s: 0, kind: generator_fail, target: generator-a}\n"
         "  - {at_s: 0, kind: generator_fail, target: generator-b}\n"
         f"  - {{at_s: {LOSS_AT_S}, kind: feed_loss, target: utility-a, duration_s: 300}}\n"
@@ -71,10 +73,10 @@ def _stop(proc: subprocess.Popen[str]) -> tuple[int, str]:
 def test_run_dry_run_against_sim_serve(tmp_path: Path) -> None:
     need_nut()
     site = _small_site(tmp_path)
-    endpoints, store = tmp_path / "endpoints.yaml", tmp_path / "run.duckdb"
+    endpoints, store, served = tmp_path / "endpoints.yaml", tmp_path / "run.duckdb", tmp_path / "served.yaml"
     serve = subprocess.Popen(
         [WATTWISE, "sim", "serve", str(site), "--scenario", str(_scenario(tmp_path, site)),
-         "--endpoints-out", str(endpoints), "--poll-period-s", "2"],
+         "--endpoints-out", str(endpoints), "--poll-period-s", "2", "--site-out", str(served)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
@@ -84,10 +86,11 @@ def test_run_dry_run_against_sim_serve(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, "sim serve wrote no endpoints file"
             time.sleep(0.2)
         served_at = time.time()
+        assert {u.battery_wh for u in load_site(served).ups} == {150.0}
         written = endpoints.read_text()
         assert NUT_PASSWORD not in written and REDFISH_PASSWORD not in written  # references only
         run = subprocess.run(
-            [WATTWISE, "run", "--site", str(site), "--endpoints", str(endpoints), "--mode", "dry-run",
+            [WATTWISE, "run", "--site", str(served), "--endpoints", str(endpoints), "--mode", "dry-run",
              "--duration-s", str(RUN_S), "--store", str(store), "--no-api", "--json", "--status-every-s", "5"],
             capture_output=True, text=True, timeout=RUN_S + 90,
         )  # fmt: skip

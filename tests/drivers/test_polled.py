@@ -84,3 +84,17 @@ async def test_actions_go_to_the_routed_driver() -> None:
         assert not refused.ok and "no endpoint" in refused.message
     finally:
         await polled.close()
+
+
+async def test_prime_waits_for_one_answer_or_failure_of_each_device() -> None:
+    ok, dead, hung = _Fake("ok"), _Fake("dead", "dead"), _Fake("hung", "hang")
+    polled = PolledDriver([(ok, 60.0), (dead, 60.0), (hung, 0.2)], WallClock(), lambda a: None)
+    try:
+        t0 = time.monotonic()
+        assert await polled.prime() == 1
+        assert 0.15 < time.monotonic() - t0 < 5.0  # the hung device's deadline (its period), no longer
+        first = await polled.read()
+        assert [(r.device_id, r.value) for r in first] == [("ok", 1.0)]  # one poll each: nothing twice
+        assert await polled.read() == []  # the next poll is a 60 s period away
+    finally:
+        await polled.close()

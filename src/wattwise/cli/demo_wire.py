@@ -72,4 +72,5 @@ async def wire_drivers(twin: Twin, clock: Clock, poll_period_s: float) -> WireDr
     polled = PolledDriver(
         [(d, poll_period_s) for d in endpoints.drivers()], clock, partial(route, routes, orchestrator), name="wire"
     )
+    await polled.prime()  # the controller's first decision must not be made on no data
     return WireDrivers(endpoints, polled, orchestrator, routes)

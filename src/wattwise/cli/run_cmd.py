@@ -143,6 +143,8 @@ async def _loop(run: Running, duration_s: float | None, every_s: float, as_json:
         loop.add_signal_handler(sig, controller.stop)
     if duration_s is not None:
         loop.call_later(duration_s, controller.stop)
+    # One poll of everything first: the controller's first decision must not be made on no data.
+    await run.polled.prime()
     run.polled.start()
     reporter = asyncio.create_task(_report(run, every_s, as_json))
     alive.set()

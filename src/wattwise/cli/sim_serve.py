@@ -6,7 +6,8 @@ through the real ``upsd`` (UPS, ATS), APC PowerNet SNMP agents (PDUs), Redfish s
 ``at_s`` from the start (its capacity overrides are applied to SITE). The endpoints file
 written to ``--endpoints-out`` points at them, with credentials in a ``<file>.secrets/``
 folder beside it, so ``wattwise run --site SITE --endpoints FILE`` can be tried without
-hardware. SIGTERM or SIGINT stops everything (upsd by its PID) and exits 0.
+hardware (``--site-out`` writes the served site, overrides applied, for ``run`` to use).
+SIGTERM or SIGINT stops everything (upsd by its PID) and exits 0.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from rich.console import Console
 from wattwise.cli.demo import Slot, play
 from wattwise.errors import ConfigError, WattwiseError
 from wattwise.model.clock import WallClock
-from wattwise.model.loader import load_site
+from wattwise.model.loader import dump_site, load_site
 from wattwise.model.site import Site
 from wattwise.sim.driver import TwinDriver
 from wattwise.sim.emulators.endpoints_doc import write_endpoints_file
@@ -89,10 +90,15 @@ def serve(
     scenario: Annotated[Path | None, typer.Option(help="Scenario whose events to play once (times from start)")] = None,
     seed: Annotated[int, typer.Option(help="Twin seed")] = 0,
     poll_period_s: Annotated[float, typer.Option(min=0.1, help="Poll period written into the file, s")] = 5.0,
+    site_out: Annotated[
+        Path | None, typer.Option("--site-out", help="Also write the served site (scenario overrides applied)")
+    ] = None,
 ) -> None:
     """Serve a site's twin over real protocols on 127.0.0.1 and write an endpoints file for ``wattwise run``."""
     try:
         site, slot = _slot(scenario, load_site(site_path))
+        if site_out is not None:  # give this to 'wattwise run' so it plans with the batteries the twin has
+            site_out.write_text(dump_site(site), encoding="utf-8")
         asyncio.run(_serve(site, slot, endpoints_out, seed, poll_period_s))
     except (ConfigError, FileNotFoundError) as err:
         console.print(str(err), style="red", markup=False)

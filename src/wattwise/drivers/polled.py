@@ -45,14 +45,30 @@ class PolledDriver:
         self.poller = Poller(drivers, clock, sink=self._take, max_concurrency=max_concurrency)
         self._buffer: list[Reading] = []
         self._task: asyncio.Task[None] | None = None
+        self._first_delay_s = 0.0
 
     def _take(self, _name: str, readings: Sequence[Reading]) -> None:
         self._buffer.extend(readings)
 
+    async def prime(self) -> int:
+        """Poll every device once now, each under its deadline; returns how many answered.
+
+        The controller's first read then holds every device that answered, so its first
+        decision is not made on no data. The coordinators, started afterwards, wait one
+        (shortest) period before their own first poll, so nothing is read twice at once.
+        """
+        results = await self.poller.poll_all()
+        self._first_delay_s = min((c.period_s for c in self.poller.coordinators), default=0.0)
+        return sum(1 for r in results if r.ok)
+
     def start(self) -> None:
         """Start every coordinator (call inside the running event loop)."""
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self.poller.run())
+            self._task = asyncio.get_running_loop().create_task(self._run(self._first_delay_s))
+
+    async def _run(self, delay_s: float) -> None:
+        await self.poller.clock.sleep_s(delay_s)
+        await self.poller.run()
 
     def supports(self, kind: ActionKind) -> bool:
         """Whether any member supports ``kind``."""
@@ -84,12 +100,11 @@ class PolledDriver:
         return self.poller.health()
 
     async def close(self) -> None:
-        """Stop the coordinators (each finishes its current poll); members are closed by their owner."""
+        """Stop the coordinators now (a poll in flight is cancelled); members are closed by their owner."""
         self.poller.stop()
         if self._task is not None:
-            try:
-                await asyncio.wait_for(self._task, timeout=10.0)
-            except TimeoutError:
-                logger.warning("poller did not stop within 10 s; cancelling")
-                self._task.cancel()
+            # Coordinators sleep a whole period between polls: waiting for them would hold a
+            # shutdown for up to the longest period, so cancel instead.
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
