@@ -16,7 +16,7 @@ from wattwise.drivers.snmp import SnmpPduDriver
 from wattwise.model.loader import load_site
 from wattwise.model.problems import Problem, Severity
 from wattwise.model.site import Site
-from wattwise.model.values import Action, ActionKind
+from wattwise.model.values import Action, ActionKind, ActionResult, Reading
 
 REPO = Path(__file__).resolve().parents[2]
 FILE = "site-endpoints.yaml"
@@ -246,3 +246,33 @@ def test_shipped_example_covers_its_site() -> None:
     assert psus | outlets <= set(loaded.served)
     with pytest.raises(EndpointsValidationError, match="WATTWISE_K8S_TOKEN"):
         load_endpoints(REPO / "examples" / "single-rack-endpoints.yaml", site, environ={})
+
+
+async def test_can_shed_only_with_a_driver_for_service_actions(pod: Site, tmp_path: Path) -> None:
+    path = tmp_path / FILE
+    path.write_text(VALID)
+    built = build_drivers(load_endpoints(path, pod, environ=ENV), pod, ENV)
+    try:
+        assert not built.can_shed()  # NUT, SNMP, Redfish, Modbus: none sheds a service
+        built.polled.append((_Orchestrator(), 5.0))
+        assert built.can_shed()
+    finally:
+        await built.close()
+
+
+class _Orchestrator:
+    """Stands in for a driver that sheds and restores services."""
+
+    name = "orchestrator"
+
+    def supports(self, kind: ActionKind) -> bool:
+        return kind in (ActionKind.SERVICE_SHED, ActionKind.SERVICE_RESTORE)
+
+    async def read(self) -> list[Reading]:
+        return []
+
+    async def apply(self, action: Action) -> ActionResult:
+        return ActionResult(command_id=action.command_id, ok=True)
+
+    async def close(self) -> None:
+        return None

@@ -169,7 +169,15 @@ async def _wire(site: Site, loaded: LoadedEndpoints, store: DuckDBStore, mode: M
     )  # fmt: skip
     run = Running(site, loaded, built, polled, assembly, store, mode)
     assembly.controller.listeners.append(run.stats.take)
+    if mode is Mode.ARMED and site.services and not built.can_shed():
+        err_console.print(UNROUTED_SHEDS, style="yellow", markup=False)
     return run
+
+
+UNROUTED_SHEDS = (
+    "warning: no endpoint can shed, restore or throttle services: those actions will fail, while "
+    "outlet and PSU actions of the same decisions are still sent (docs/endpoints.md, 'Polling and acting')"
+)
 
 
 def _load(site_path: Path, endpoints_path: Path, mode: str) -> tuple[Site, LoadedEndpoints, Mode]:

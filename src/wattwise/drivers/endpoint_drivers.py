@@ -39,7 +39,7 @@ from wattwise.drivers.redfish_client import RedfishEndpoint
 from wattwise.drivers.retry import RetryPolicy
 from wattwise.drivers.snmp import SnmpPduDriver, SnmpTarget
 from wattwise.model.site import Site
-from wattwise.model.values import Action
+from wattwise.model.values import Action, ActionKind
 
 
 @dataclass
@@ -66,6 +66,11 @@ class BuiltDrivers:
         if owner is not None and owner.supports(action.kind):
             return owner
         return next((d for d in self.drivers if d.supports(action.kind)), None)
+
+    def can_shed(self) -> bool:
+        """Whether some driver can shed and restore services."""
+        kinds = (ActionKind.SERVICE_SHED, ActionKind.SERVICE_RESTORE)
+        return any(all(d.supports(k) for k in kinds) for d in self.drivers)
 
     async def close(self) -> None:
         """Close every driver."""
