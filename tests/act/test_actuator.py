@@ -11,7 +11,7 @@ from wattwise.errors import DeviceUnavailable
 from wattwise.model.clock import SimClock
 from wattwise.model.generate import SiteSpec, generate_site
 from wattwise.model.graph import SiteGraph
-from wattwise.model.site import Tier
+from wattwise.model.site import Tier, Workload
 from wattwise.model.values import Action, ActionKind, ActionResult, Decision, DecisionStatus, Reading
 
 
@@ -234,3 +234,55 @@ async def test_staggered_actions_wait_for_their_time(graph: SiteGraph) -> None:
     clock.advance_s(5.0)
     out = await act.execute([_decision(replanned.model_copy(update={"not_before_s": 20.0}))], InterlockContext(10.0))
     assert [v.phase for v in out] == [Phase.ACKED]
+
+
+def _own_psu_workload(graph: SiteGraph) -> Workload:
+    """A workload on a server with its own PSUs (its outlets feed it alone, not a racklet)."""
+    for w in graph.site.workloads:
+        outlet = graph.power_path(w.server)[0][1]
+        if [graph.server_ids[i] for i in graph.servers_below(outlet)] == [w.server]:
+            return w
+    raise AssertionError("no server with its own PSUs")
+
+
+def test_an_outlet_goes_off_only_after_its_servers_services_are_shed(graph: SiteGraph) -> None:
+    from wattwise.act.interlocks import DependencyOrderInterlock
+
+    lock = DependencyOrderInterlock(graph)
+    wl = _own_psu_workload(graph)
+    outlets = [path[1] for path in graph.power_path(wl.server)]
+    services = {w.service for w in graph.site.workloads if w.server == wl.server}
+    last = Action(kind=ActionKind.OUTLET_OFF, target_id=outlets[-1])
+    others_off = frozenset(outlets[:-1])
+    # The server's services still run: darkening its last outlet is held.
+    reason = lock.check(last, InterlockContext(0.0, outlets_off=others_off))
+    assert reason is not None and wl.service in reason
+    # Shed in this very tick (sent, not yet seen shed by a reading): still held.
+    ctx = InterlockContext(
+        0.0, outlets_off=others_off, services_down=frozenset(services), shed_this_tick=frozenset(services)
+    )
+    assert lock.check(last, ctx) is not None
+    # Confirmed shed: allowed.
+    assert lock.check(last, InterlockContext(0.0, outlets_off=others_off, services_down=frozenset(services))) is None
+    # While another outlet still feeds the server, an outlet may go off (PSU maintenance).
+    if len(outlets) > 1:
+        assert lock.check(Action(kind=ActionKind.OUTLET_OFF, target_id=outlets[0]), InterlockContext(0.0)) is None
+
+
+async def test_a_failed_shed_keeps_its_host_powered(graph: SiteGraph) -> None:
+    """The shed fails at the device; the outlet-off of the same plan must not go out after it."""
+    from wattwise.act.interlocks import DependencyOrderInterlock
+
+    wl = _own_psu_workload(graph)
+    outlets = [path[1] for path in graph.power_path(wl.server)]
+    services = sorted({w.service for w in graph.site.workloads if w.server == wl.server})
+    driver = StateDriver(fail=True)
+    act = Actuator(Mode.ARMED, MemoryJournal(), lambda a: driver, [DependencyOrderInterlock(graph)], SimClock())
+    sheds = [Action(kind=ActionKind.SERVICE_SHED, target_id=s) for s in services]
+    offs = [Action(kind=ActionKind.OUTLET_OFF, target_id=o) for o in outlets]
+    down_elsewhere = frozenset(s.id for s in graph.site.services) - set(services)
+    out = await act.execute([_decision(*sheds, *offs)], InterlockContext(0.0, services_down=down_elsewhere))
+    by_kind = {(v.action.kind, v.phase) for v in out}
+    assert (ActionKind.SERVICE_SHED, Phase.FAILED) in by_kind
+    last_off = [v for v in out if v.action.target_id == outlets[-1]]
+    assert last_off[0].phase is Phase.REFUSED

@@ -239,13 +239,13 @@ EXAMPLE_ENV = {
 
 def test_shipped_example_covers_its_site() -> None:
     site = load_site(REPO / "examples" / "single-rack.yaml")
-    loaded = load_endpoints(REPO / "examples" / "single-rack-endpoints.yaml", site, environ=EXAMPLE_ENV)
+    loaded = load_endpoints(REPO / "examples" / "endpoints" / "single-rack.yaml", site, environ=EXAMPLE_ENV)
     assert loaded.unobserved == () and loaded.problems == ()
     psus = {p.id for s in site.servers for p in s.psus}
     outlets = {o.id for p in site.pdus for o in p.outlets}
     assert psus | outlets <= set(loaded.served)
     with pytest.raises(EndpointsValidationError, match="WATTWISE_K8S_TOKEN"):
-        load_endpoints(REPO / "examples" / "single-rack-endpoints.yaml", site, environ={})
+        load_endpoints(REPO / "examples" / "endpoints" / "single-rack.yaml", site, environ={})
 
 
 async def test_can_shed_only_with_a_driver_for_service_actions(pod: Site, tmp_path: Path) -> None:

@@ -37,9 +37,17 @@ class Verdict:
 def _after(ctx: InterlockContext, action: Action) -> InterlockContext:
     """The context later actions of the same tick are checked in, once ``action`` is sent."""
     if action.kind is ActionKind.SERVICE_SHED:
-        return replace(ctx, services_down=ctx.services_down | {action.target_id})
+        return replace(
+            ctx,
+            services_down=ctx.services_down | {action.target_id},
+            shed_this_tick=ctx.shed_this_tick | {action.target_id},
+        )
     if action.kind is ActionKind.SERVICE_RESTORE:
         return replace(ctx, services_down=ctx.services_down - {action.target_id})
+    if action.kind is ActionKind.OUTLET_OFF:
+        return replace(ctx, outlets_off=ctx.outlets_off | {action.target_id})
+    if action.kind is ActionKind.OUTLET_ON:
+        return replace(ctx, outlets_off=ctx.outlets_off - {action.target_id})
     return ctx
 
 

@@ -43,6 +43,7 @@ class InterlockContext:
         power_event: True while a power event (utility loss, on battery) is in progress.
         services_down: Services shed now (from readings, updated as a tick's sheds go out).
         restores_planned: Services the current decisions restore (higher tiers go first).
+        shed_this_tick: Services whose shed goes out in this tick (not yet confirmed by a reading).
     """
 
     t_s: float
@@ -52,6 +53,7 @@ class InterlockContext:
     power_event: bool = False
     services_down: frozenset[str] = frozenset()
     restores_planned: frozenset[str] = frozenset()
+    shed_this_tick: frozenset[str] = frozenset()
 
 
 class Interlock(Protocol):
@@ -225,7 +227,11 @@ class FlapInterlock:
 
 
 class DependencyOrderInterlock:
-    """Holds a restore until its dependencies run, and a shed until its dependants are shed.
+    """Keeps restores, sheds and outlet-offs in order.
+
+    A restore waits until its dependencies run, a shed until its dependants are shed, and an
+    outlet-off until the services of the server it darkens are shed (confirmed by a reading, not
+    only sent: if a shed fails, its host keeps power).
 
     Policies order their sequences this way; this interlock keeps the order when something
     in between is refused, fails or is late (a flap dwell, a dead device).
@@ -250,8 +256,37 @@ class DependencyOrderInterlock:
             out[w.service][w.server] = tuple(path[1] for path in self.graph.power_path(w.server))
         return out
 
+    @cached_property
+    def _server_services(self) -> dict[str, frozenset[str]]:
+        out: dict[str, set[str]] = defaultdict(set)
+        for w in self.graph.site.workloads:
+            out[w.server].add(w.service)
+        return {k: frozenset(v) for k, v in out.items()}
+
+    @cached_property
+    def _server_outlets(self) -> dict[str, tuple[str, ...]]:
+        return {s: tuple(path[1] for path in self.graph.power_path(s)) for s in self.graph.server_ids}
+
+    def _check_outlet_off(self, action: Action, ctx: InterlockContext) -> str | None:
+        if action.target_id not in self.graph.outlet_index:
+            return None
+        off = ctx.outlets_off | {action.target_id}
+        confirmed = ctx.services_down - ctx.shed_this_tick
+        for i in self.graph.servers_below(action.target_id):
+            server = self.graph.server_ids[i]
+            if any(o not in off for o in self._server_outlets.get(server, ())):
+                continue  # another outlet still feeds it
+            running = sorted(self._server_services.get(server, frozenset()) - confirmed)
+            if running:
+                return (
+                    f"held: {server} still runs {', '.join(running[:5])} (outlets go off after its services are shed)"
+                )
+        return None
+
     def check(self, action: Action, ctx: InterlockContext) -> str | None:
-        """Refuse out-of-order restores and sheds."""
+        """Refuse out-of-order restores, sheds and outlet-offs."""
+        if action.kind is ActionKind.OUTLET_OFF:
+            return self._check_outlet_off(action, ctx)
         if action.kind is ActionKind.SERVICE_RESTORE and action.target_id in self.graph.services:
             down = sorted(set(self.graph.services[action.target_id].depends_on) & ctx.services_down)
             if down:

@@ -21,8 +21,10 @@ from wattwise.control.pipeline import StoreJournal, StorePipeline
 from wattwise.control.planner import PolicyPlanner
 from wattwise.decide.allocation import MilpAllocationPolicy
 from wattwise.decide.base import EfficiencyCurves, Policy, PowerState
+from wattwise.decide.cooling import HeatFollowingCoolingPolicy
 from wattwise.decide.index import SiteIndex
 from wattwise.decide.load_sharing import CurveLoadSharingPolicy
+from wattwise.decide.migration import PredictiveMigrationPolicy
 from wattwise.drivers.base import Driver
 from wattwise.model.clock import Clock
 from wattwise.model.graph import SiteGraph
@@ -53,17 +55,26 @@ def efficiency_curves(index: SiteIndex) -> EfficiencyCurves:
 
 
 def default_policies() -> list[Policy[PowerState]]:
-    """Power-event allocation (MILP with greedy fallback) and PSU load sharing (ADR 0003).
+    """Every power-chain policy, in the order the planner runs them (ADR 0003).
 
-    Load sharing parks one PSU of a 2N pair in hot standby on mains where that loses less,
-    choosing the carrying twin per bus so the feed sides stay balanced, and spreads each bus
-    over all its PSUs while their UPSs are on battery (every battery drains at its share).
+    Power-event allocation (MILP with greedy fallback); PSU load sharing (parks one PSU of a
+    2N pair on mains where that loses less, feed sides balanced, spread over all PSUs on
+    battery); predictive migration away from feeds, racks, racklets and nodes forecast to
+    overload or fail; cooling set-points that follow heat, leak isolation and shift-or-cap
+    before a thermal trip. (Event-processor shifting decides on processor state, not power
+    state; the controller does not run it yet.)
     """
-    return [MilpAllocationPolicy(time_limit_s=0.5), CurveLoadSharingPolicy()]
+    return [
+        MilpAllocationPolicy(time_limit_s=0.5),
+        CurveLoadSharingPolicy(),
+        PredictiveMigrationPolicy(),
+        HeatFollowingCoolingPolicy(),
+    ]
 
 
-DEFAULT_PERIODS_S = {"curve_load_sharing": 300.0}
-"""Load sharing re-plans every 5 minutes (or at once on an event): set-points need not chase noise."""
+DEFAULT_PERIODS_S = {"curve_load_sharing": 300.0, "predictive_migration": 30.0}
+"""Load sharing re-plans every 5 minutes, migration every 30 s (both at once on an event);
+allocation and cooling run on every decision."""
 
 
 def route_by_support(drivers: Sequence[Driver]) -> Router:

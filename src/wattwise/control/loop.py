@@ -45,6 +45,10 @@ class Planner(Protocol):
         """Decisions for now (pure with respect to devices)."""
         ...
 
+    def observe_verdicts(self, verdicts: Sequence[Verdict]) -> None:
+        """What became of the actions (e.g. a workload acknowledged on a new server)."""
+        ...
+
 
 EVENT_METRICS = (
     "on_battery",
@@ -230,6 +234,11 @@ class Controller:
             return []
         verdicts = await self.actuator.execute(decisions, ctx)
         self.last_verdicts = verdicts
+        try:
+            self.planner.observe_verdicts(verdicts)
+        except Exception as err:  # bookkeeping must not stop the loop either
+            logger.exception("planner failed to observe verdicts")
+            errors.append(f"planner: {type(err).__name__}: {err}")
         return verdicts
 
     async def run(self, until_s: float | None = None) -> None:

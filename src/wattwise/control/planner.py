@@ -12,17 +12,19 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import numpy.typing as npt
 
+from wattwise.act.actuator import Verdict
+from wattwise.act.base import Phase
 from wattwise.act.interlocks import InterlockContext
 from wattwise.control.loop import LatestValues
 from wattwise.decide.base import EfficiencyCurves, Policy, PowerState, SiteForecast
 from wattwise.decide.index import SiteIndex
 from wattwise.model.graph import SiteGraph
-from wattwise.model.values import Decision
+from wattwise.model.values import ActionKind, Decision
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +85,39 @@ class PolicyPlanner:
         self.policy_errors: dict[str, str] = {}
         self.periods_s = dict(periods_s or {})
         self._last_run_s: dict[str, float] = {}
+        self._site_index = index
+        self._wl_pos = {w: i for i, w in enumerate(index.wl_ids)}
+        self._srv_pos = {s: i for i, s in enumerate(index.server_ids)}
+
+    def observe_verdicts(self, verdicts: Sequence[Verdict]) -> None:
+        """Track workload placement: a migration acknowledged moves the workload in the index.
+
+        Readings carry power, not placement; without this the policies would plan from the
+        site file's placement and propose the same move again on every decision. (An
+        orchestrator that reports placement would feed the same index.)
+        """
+        moved = [
+            (self._wl_pos[v.action.target_id], self._srv_pos[v.action.dest_id])
+            for v in verdicts
+            if v.phase is Phase.ACKED
+            and v.action.kind is ActionKind.WORKLOAD_MIGRATE
+            and v.action.target_id in self._wl_pos
+            and v.action.dest_id in self._srv_pos
+        ]
+        if not moved:
+            return
+        wl_server = self.index.wl_server.copy()
+        for w, srv in moved:
+            wl_server[w] = srv
+        self.index = replace(self.index, wl_server=wl_server)
+        logger.info("placement: %d workload(s) moved", len(moved))
+
+    @property
+    def moved_workloads(self) -> dict[str, str]:
+        """Workloads not on their site-file server now (id → server id)."""
+        ix, site = self.index, self._site_index
+        diff = np.flatnonzero(ix.wl_server != site.wl_server)
+        return {ix.wl_ids[int(w)]: ix.server_ids[int(ix.wl_server[w])] for w in diff}
 
     def state(self, latest: LatestValues, now_s: float) -> PowerState:
         """The policies' view of the site now."""
@@ -91,7 +126,14 @@ class PolicyPlanner:
         return state.with_(efficiency=self.curves) if self.curves is not None else state
 
     def plan(self, latest: LatestValues, now_s: float, event: str | None) -> tuple[list[Decision], InterlockContext]:
-        """Decisions of every policy, with the interlock context they were made in."""
+        """Decisions of every policy, with the interlock context they were made in.
+
+        With no reading at all yet, nothing is decided: a state built from defaults alone
+        (every feed up, servers idle) is not the site.
+        """
+        if not latest.values:
+            logger.info("no readings yet: not deciding")
+            return [], InterlockContext(t_s=now_s)
         state = self.state(latest, now_s)
         forecast = self.forecaster.observe(state.server_power_w)
         self.last_state, self.last_forecast = state, forecast

@@ -229,6 +229,7 @@ class PowerState:
             psu_share_frac=share,
             racklet_cooling_available_w=col(index.racklet_ids, "cooling_capacity_w", index.racklet_cooling_capacity_w),
             racklet_leak=col(index.racklet_ids, "leak_detected", np.zeros(len(index.racklet_ids))) > 0.5,
+            racklet_isolated=col(index.racklet_ids, "loop_isolated", np.zeros(len(index.racklet_ids))) > 0.5,
             rack_inlet_c=col(index.rack_ids, "inlet_temp_c", np.full(len(index.rack_ids), np.nan)),
         )
 

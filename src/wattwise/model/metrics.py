@@ -100,6 +100,7 @@ _SPECS = (
     _g("pump_speed_rpm", "rpm", 0.0, 20_000.0, "pump speed"),
     _g("coolant_flow_lpm", "L/min", 0.0, 10_000.0, "coolant flow"),
     _g("leak_detected", "1", 0.0, 1.0, "1 when a leak sensor is wet"),
+    _g("loop_isolated", "1", 0.0, 1.0, "1 when a racklet's liquid loop is isolated (valves closed)"),
     _g("heat_w", "W", 0.0, 1e8, "heat to remove"),
     _g("cooling_capacity_w", "W", 0.0, 1e8, "heat removal capacity available now"),
     _g("cpu_frac", "1", 0.0, 1.0, "CPU utilisation"),

@@ -186,6 +186,7 @@ def _racklets(twin: Twin, t: float, out: Rows) -> None:
     _emit(out, ids, "pump_speed_rpm", PUMP_MAX_RPM * c.rl_speed_frac * pumps_ok * c.rl_liquid * ~c.rl_isolated, t)
     _emit(out, ids, "coolant_flow_lpm", FLOW_LPM_PER_KW * cap / 1000.0 * c.rl_liquid, t)
     _emit(out, ids, "leak_detected", c.rl_leak, t)
+    _emit(out, ids, "loop_isolated", c.rl_isolated, t)
     _emit(out, ids, "cooling_capacity_w", cap, t)
     # Power module: the racklet's DC bus is the last ``len(racklets)`` buses of the graph.
     psu = twin.psu
