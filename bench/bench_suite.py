@@ -61,6 +61,9 @@ def server_ac_w(ix: SiteIndex, twin: Twin) -> FloatArray:
 
 def twin_power_state(ix: SiteIndex, twin: Twin, efficiency: EfficiencyCurves | None = None) -> PowerState:
     """A :class:`PowerState` of the twin now (copy of ``tests/decide/twin_adapter.py``)."""
+    live = np.where(twin.work.wl_mig_dest >= 0, twin.work.wl_mig_dest, twin.work.wl_server)
+    if not np.array_equal(live, ix.wl_server):  # placement as it is now (migrations in flight at their target)
+        ix = replace(ix, wl_server=live.astype(np.int64))
     ch, psu, work, cool = twin.ch, twin.psu, twin.work, twin.cool
     bus_w = np.bincount(ix.psu_bus, weights=psu.output_w, minlength=ix.n_bus)
     share = np.where(bus_w[ix.psu_bus] > 0, psu.output_w / np.maximum(bus_w[ix.psu_bus], 1e-9), 0.0)
