@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,18 @@ def test_probe_nut_real_upsd(tmp_path: Path) -> None:
     assert "Quirky Q-1500" in result.output
     assert "battery_charge_frac" in result.output
     assert "unparsable ups.efficiency" in result.output
+
+
+def test_probe_json_separates_readings_from_the_description(tmp_path: Path) -> None:
+    fixture = Path(__file__).resolve().parent.parent / "fixtures" / "nut" / "quirky-ups.dev"
+    with running_upsd(tmp_path, {"quirky": fixture}) as proc:
+        result = CliRunner().invoke(app, ["probe", f"nut://127.0.0.1:{proc.config.port}", "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert any("Quirky Q-1500" in line for line in doc["description"])
+    charge = [r for r in doc["readings"] if r["metric"] == "battery_charge_frac"]
+    assert charge and 0.0 <= charge[0]["value"] <= 1.0 and charge[0]["device_id"] == "quirky"
+    assert not any("battery_charge_frac" in line for line in doc["description"])
 
 
 def test_probe_dead_and_bad_urls() -> None:

@@ -9,7 +9,9 @@ racklet register map). Exit status 1 when the device cannot be reached, 2 on bad
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from typing import Annotated, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -25,13 +27,42 @@ from wattwise.drivers.snmp import SnmpPduDriver, SnmpTarget
 from wattwise.errors import DeviceAuthError, DriverError
 from wattwise.model.values import Reading
 
+_SEEN: ContextVar[list[Reading] | None] = ContextVar("probe_readings", default=None)
+"""Readings a probe printed, for ``--json`` (set by the command, None otherwise)."""
+
 
 def _readings(readings: list[Reading]) -> list[str]:
     lines = []
+    seen = _SEEN.get()
     for r in sorted(readings, key=lambda r: (r.device_id, r.metric, r.tags)):
         tags = ",".join(f"{k}={v}" for k, v in r.tags)
         lines.append(f"  {r.device_id:<28} {r.metric:<22} {r.value:>14.4g}" + (f"  [{tags}]" if tags else ""))
+        if seen is not None:
+            seen.append(r)
     return lines
+
+
+async def _probe_json(url: str, timeout_s: float, insecure: bool) -> dict[str, object]:
+    seen: list[Reading] = []
+    _SEEN.set(seen)
+    lines = await probe(url, timeout_s, insecure)
+    printed = set(_readings_text(seen))
+    return {
+        "url": url,
+        "description": [line for line in lines if line not in printed],
+        "readings": [
+            {"device_id": r.device_id, "metric": r.metric, "value": r.value, "t_s": r.t_s, "tags": dict(r.tags)}
+            for r in seen
+        ],
+    }
+
+
+def _readings_text(readings: list[Reading]) -> list[str]:
+    token = _SEEN.set(None)
+    try:
+        return _readings(readings)
+    finally:
+        _SEEN.reset(token)
 
 
 async def _probe_nut(url: str, retry: RetryPolicy) -> list[str]:
@@ -155,9 +186,13 @@ def probe_cmd(
     url: Annotated[str, typer.Argument(help="nut://, redfish+https://, redfish+http://, snmp:// or modbus:// URL")],
     timeout_s: Annotated[float, typer.Option("--timeout", help="Seconds per request")] = 3.0,
     insecure: Annotated[bool, typer.Option("--insecure", help="Do not verify TLS certificates")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Description lines and readings as JSON")] = False,
 ) -> None:
     """Print what a device exposes (identity, commands, resources, readings in SI units)."""
     try:
+        if as_json:
+            typer.echo(json.dumps(asyncio.run(_probe_json(url, timeout_s, insecure)), indent=2))
+            return
         lines = asyncio.run(probe(url, timeout_s, insecure))
     except ValueError as err:
         typer.echo(f"error: {err}", err=True)
