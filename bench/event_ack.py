@@ -543,12 +543,14 @@ def site_section(res: dict[str, Any], args: argparse.Namespace) -> list[str]:
         f"| ticks that sent commands | {_fmt(summary(fast, 'acting_ticks'))} | {_fmt(summary(base, 'acting_ticks'))} |",
         f"| trials with every sent command acked | {sum(r['all_acked'] for r in fast)}/{len(fast)} | "
         f"{sum(r['all_acked'] for r in base)}/{len(base)} |",
+        f"| sent but failed (device said no, or no answer within the actuator's 5 s) / never answered, all trials "
+        f"| {sum(r['failed'] for r in fast)} / {sum(r['unanswered'] for r in fast)} "
+        f"| {sum(r['failed'] for r in base)} / {sum(r['unanswered'] for r in base)} |",
         f"| refused by interlocks (not sent), per event | {_fmt(summary(fast, 'refused'))} | "
         f"{_fmt(summary(base, 'refused'))} |",
         f"| restores after the feeds return (not in the latency): acked / sent, all trials | "
         f"{_restores(fast)} | {_restores(base)} |",
-        f"| process CPU / wall, all trials | {res['fast']['cpu_s']:.0f} s / {res['fast']['wall_s']:.0f} s | "
-        f"{res['baseline']['cpu_s']:.0f} s / {res['baseline']['wall_s']:.0f} s |",
+        f"| process CPU / wall, all trials (rig builds included) | {_busy(res['fast'])} | {_busy(res['baseline'])} |",
         f"| 1-min load average | {res['fast']['load_avg']:.1f} | {res['baseline']['load_avg']:.1f} |",
         "",
         f"Commands sent in response, by kind (all trials): "
@@ -560,6 +562,11 @@ def site_section(res: dict[str, Any], args: argparse.Namespace) -> list[str]:
     ]
     lines += _verdict(res, args)
     return lines
+
+
+def _busy(mode: dict[str, Any]) -> str:
+    frac = mode["cpu_s"] / mode["wall_s"] if mode["wall_s"] else 0.0
+    return f"{mode['cpu_s']:.0f} s / {mode['wall_s']:.0f} s (one core {frac * 100:.0f} % busy)"
 
 
 def _restores(runs: list[dict[str, Any]]) -> str:
@@ -581,6 +588,13 @@ def _verdict(res: dict[str, Any], args: argparse.Namespace) -> list[str]:
         if s:
             met = "meets" if s["p99"] <= args.goal_s else "does NOT meet"
             out.append(f"- {label}: p99 {s['p99']:.2f} s {met} the {args.goal_s:.0f} s goal.")
+    if res["fast"]["wall_s"] and res["fast"]["cpu_s"] / res["fast"]["wall_s"] >= 0.9:
+        out.append(
+            "- the process was saturated (one core at least 90 % busy with emulators, twin and controller): "
+            "polls and commands queued behind each other, so these figures bound this rig, not only the "
+            "controller. A failed command is one the device refused or that the actuator's 5 s limit cut off; "
+            "this report does not tell the two apart."
+        )
     return ["Verdict:", "", *out, ""]
 
 
