@@ -317,18 +317,20 @@ def losses(results: Sequence[JobResult]) -> list[str]:
 
 
 OBSERVATIONS = [
-    "Observations read off the plots of the 2026-11-24 run (hand-written, not computed: check them against "
-    "the plots after a re-run):",
+    "Observations read off the plots and tables of the 2026-11-24 17:38 run (hand-written, not computed: check "
+    "them against the plots after a re-run):",
     "",
-    "* The feed trips of wattwise in 001 start before the surge: `CurveLoadSharingPolicy` moves the bus load "
-    "onto the A-side PSUs for efficiency (utility-a at 115-170 % of the scenario's tightened capacity from the "
-    "first minutes, utility-b near 0 %), so the upstream feed limit is not respected by the set-points; "
-    "the baselines leave the equal split (each feed ~97 %, ~117 % in the surge, no trip). The same A-side "
-    "concentration shows in 002/005 (utility-a 22 % vs 13 %+13 %). The lower conversion losses of wattwise "
-    "in every table come from the same policy.",
-    "* The no-migration ablation in 001@2 000 trips 19 breakers on average and loses critical services: the power "
-    "caps issued by `PredictiveMigrationPolicy` are what keeps wattwise's overload bounded there.",
-    "* Event-processor SLA misses are higher for wattwise in 001/002/005 (likely: servers switched off or services "
+    "* 001 (surge): wattwise keeps both utility feeds at or under their limit through the surge (brief spikes "
+    "only, 120 overload·s) by capping and shedding low tiers (low tier 78.6 %); NUT shutdown-all and the seed "
+    "greedy leave both feeds at ~117 % for the whole 25-minute surge (3 975 overload·s) and lose nothing only "
+    "because the twin's feed breakers tolerate that overload for so long. The feed sides stay within a few "
+    "percent of each other under PSU load sharing (its first version had put the whole load on the A side).",
+    "* 001: the 122 (2 000) and 423 (10k) service·s of dependency violation are wattwise's alone; the hook path "
+    "has no dependency-order interlock (the full controller has), which is the first place to look.",
+    "* 002/005: wattwise keeps critical services at 100 % where shutdown-all drops everything at low battery, "
+    "and ends with 2.5× the battery energy; shutdown-all keeps high and low tiers up longer (85.8 %) because it "
+    "runs everything until the battery is gone, then loses the critical ones too.",
+    "* Event-processor SLA misses are higher for wattwise in 001/002/005 (servers switched off or services "
     "shed by the allocation host event processors; no contestant moves partitions).",
     "* The full controller (MILP + interlocks) kept critical availability at 100 % in 002 like the hook path, "
     "and is not deterministic: its MILP runs on a 0.5 s wall-clock budget, so plans depend on machine load "
