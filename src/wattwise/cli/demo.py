@@ -34,7 +34,7 @@ from wattwise.api.schemas import Role
 from wattwise.api.server import ServerThread
 from wattwise.cli.demo_wire import wire_drivers
 from wattwise.config import Settings
-from wattwise.control.assemble import assemble
+from wattwise.control.assemble import assemble, tune_gc_for_controller
 from wattwise.errors import ConfigError, WattwiseError
 from wattwise.model.clock import Clock
 from wattwise.model.loader import load_site
@@ -239,6 +239,7 @@ def demo(
         poll_period_s=poll_s * speed, decide_period_s=settings.decision_period_s,
         approval_kinds=approval_kinds, store_every_s=store_every_s,
     )  # fmt: skip
+    tune_gc_for_controller()
     alive = Event_()
     backend = LiveBackend(assembly, store, clock, leader="self", controller_loop=loop, running=alive.is_set)
     tokens = TokenStore()

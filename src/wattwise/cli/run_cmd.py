@@ -34,7 +34,7 @@ from wattwise.api.live_backend import LiveBackend
 from wattwise.api.schemas import Role
 from wattwise.api.server import ServerThread
 from wattwise.config import Settings
-from wattwise.control.assemble import Assembly, assemble
+from wattwise.control.assemble import Assembly, assemble, tune_gc_for_controller
 from wattwise.control.loop import TickReport
 from wattwise.drivers.endpoint_drivers import BuiltDrivers, build_drivers
 from wattwise.drivers.endpoint_rules import load_endpoints
@@ -167,6 +167,7 @@ async def _wire(site: Site, loaded: LoadedEndpoints, store: DuckDBStore, mode: M
         site, [polled], store, clock, mode,
         router=built.route, poll_period_s=poll_s, decide_period_s=settings.decision_period_s,
     )  # fmt: skip
+    tune_gc_for_controller()
     run = Running(site, loaded, built, polled, assembly, store, mode)
     assembly.controller.listeners.append(run.stats.take)
     if mode is Mode.ARMED and site.services and not built.can_shed():

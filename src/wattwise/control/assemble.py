@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import gc
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -46,6 +48,21 @@ class Assembly:
     journal: Journal
     graph: SiteGraph
     index: SiteIndex
+
+
+def tune_gc_for_controller() -> None:
+    """What a long-running controller process does once its site is loaded and assembled.
+
+    The site model, graph and index are long-lived: ``gc.freeze()`` moves them out of the
+    cyclic collector's reach, and a higher young-generation threshold keeps a decision's
+    10^4-10^5 new ``Action`` objects from triggering repeated full collections. Measured in
+    ``bench/reports/decide.md`` vs ``decide_default_gc.md``: allocation p99 at 10k servers
+    38 ms instead of 130 ms, at 100k 0.49 s instead of 1.24 s.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
+    atexit.register(gc.unfreeze)  # let interpreter shutdown finalise the frozen objects
 
 
 def efficiency_curves(index: SiteIndex) -> EfficiencyCurves:
