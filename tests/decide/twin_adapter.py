@@ -43,6 +43,7 @@ def twin_power_state(ix: SiteIndex, twin: Twin, efficiency: EfficiencyCurves | N
         ups_charge_frac=np.clip(ch.ups_energy_wh / full_wh, 0.0, 1.0),
         ups_on_battery=ch.ups_on_battery,
         service_level_frac=np.where(work.svc_shed, 0.0, work.svc_throttle_frac),
+        service_running=work.svc_up.copy(),
         psu_available=~psu.failed & ~psu.ocp_tripped,  # healthy units; a switched-off outlet is no fault
         psu_share_frac=share if bus_w.sum() > 0 else None,
         efficiency=efficiency,

@@ -311,6 +311,19 @@ def _restore_actions(
     ix = state.index
     t0 = state.t_s
     up = np.flatnonzero((new > 0) & (cur <= 0))
+    if state.service_running is not None and len(up):
+        # Closed loop: a service comes back only once every dependency is running again (a
+        # dependency restored now, or still restarting, holds its dependants for a later plan).
+        # Tier by tier: only the most important inherited tier with a service still to come
+        # back is restored, so a less important one never runs while a more important one is
+        # still down or restarting (zero priority inversions, also while services restart).
+        running = (cur > 0) & state.service_running
+        blocked = np.zeros(len(cur), dtype=bool)
+        blocked[ix.dep_src[~running[ix.dep_dst]]] = True
+        pending = (new > 0) & ~running & ~p.dead
+        if pending.any():
+            blocked |= p.rank > p.rank[pending].min()
+        up = up[~blocked[up]]
     if len(up) == 0:
         return []
     # Hosts the plan needs that draw nothing now (switched off earlier, whoever did it).

@@ -135,6 +135,9 @@ class PowerState:
         ups_charge_frac: Battery state of charge per UPS.
         ups_on_battery: Whether each UPS runs from its battery (NUT ``OB``).
         service_level_frac: Current level per service (1 full, 0 shed).
+        service_running: Whether each service reports itself running (a restored service is
+            not running until its workloads have restarted; None: unknown, taken as running
+            when its level is above 0).
         psu_available: Whether each PSU is up.
         psu_share_frac: Share of its bus's load each PSU carries now (None: equal share).
         efficiency: PSU efficiency curves (None: ``nominal_efficiency_frac`` everywhere).
@@ -155,6 +158,7 @@ class PowerState:
     ups_charge_frac: FloatArray | None = None
     ups_on_battery: BoolArray | None = None
     service_level_frac: FloatArray | None = None
+    service_running: BoolArray | None = None
     psu_available: BoolArray | None = None
     psu_share_frac: FloatArray | None = None
     efficiency: EfficiencyCurves | None = None
@@ -187,6 +191,8 @@ class PowerState:
             object.__setattr__(self, name, _ro(default if value is None else value, dtype))
         if self.psu_share_frac is not None:
             object.__setattr__(self, "psu_share_frac", _ro(self.psu_share_frac))
+        if self.service_running is not None:
+            object.__setattr__(self, "service_running", _ro(self.service_running, bool))
 
     def with_(self, **changes: object) -> PowerState:
         """A copy with some fields replaced (the state itself is frozen)."""
@@ -225,6 +231,7 @@ class PowerState:
             ups_charge_frac=col(ups_ids, "battery_charge_frac", np.ones(len(ups_ids))),
             ups_on_battery=col(ups_ids, "on_battery", np.zeros(len(ups_ids))) > 0.5,
             service_level_frac=col(index.service_ids, "throttle_frac", np.ones(len(index.service_ids))),
+            service_running=col(index.service_ids, "available", np.ones(len(index.service_ids))) > 0.5,
             psu_available=col(index.psu_ids, "available", np.ones(len(index.psu_ids))) > 0.5,
             psu_share_frac=share,
             racklet_cooling_available_w=col(index.racklet_ids, "cooling_capacity_w", index.racklet_cooling_capacity_w),
