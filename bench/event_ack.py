@@ -706,8 +706,6 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], str]:
     """Measure, write the report and its JSON; returns both."""
-    logging.getLogger("wattwise").setLevel(logging.ERROR)
-    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
     wall0, cpu0 = time.perf_counter(), cpu_s()
     results = asyncio.run(amain(args))
     saved = {
@@ -744,6 +742,10 @@ def main() -> None:
         print(rerender(Path(sys.argv[2])))
         return
     args = parse()
+    # Quiet the per-command warnings of a saturated rig on the console (the command line only:
+    # run() leaves logging alone, so an in-process caller keeps its own levels).
+    logging.getLogger("wattwise").setLevel(logging.ERROR)
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
     _, text = run(args)
     print(text)
     print(f"Reproduce: {command(args.argv)}")
