@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wattwise.control.assemble import default_policies
+from wattwise.control.assemble import default_policies, tune_gc_for_controller
 from wattwise.decide.allocation import GreedyAllocationPolicy, MilpAllocationPolicy
 from wattwise.decide.allocation_greedy import solve_greedy
 from wattwise.decide.allocation_milp import solve_milp
@@ -88,11 +88,7 @@ def bench_size(
     ctrl = default_policies()[0]  # the allocation policy exactly as the controller runs it
     gc.collect()
     if controller_gc:
-        # What a long-running controller process should do once its site is loaded: freeze
-        # those objects out of the cyclic GC and raise the young-generation threshold, so a
-        # decision's 10^4-10^5 new Action objects do not trigger repeated full collections.
-        gc.freeze()
-        gc.set_threshold(100_000, 50, 100)
+        tune_gc_for_controller()  # exactly what `wattwise run` and `demo` do once the site is loaded
     greedy.decide(event_state(ix, rng), SiteForecast())  # warm-up (imports, caches), not measured
     lat_g: list[float] = []
     lat_m: list[float] = []

@@ -56,6 +56,19 @@ class InterlockContext:
     shed_this_tick: frozenset[str] = frozenset()
 
 
+def server_services(graph: SiteGraph) -> dict[str, frozenset[str]]:
+    """Server id → the services with a workload on it (site-file placement)."""
+    out: dict[str, set[str]] = defaultdict(set)
+    for w in graph.site.workloads:
+        out[w.server].add(w.service)
+    return {k: frozenset(v) for k, v in out.items()}
+
+
+def server_outlets(graph: SiteGraph) -> dict[str, tuple[str, ...]]:
+    """Server id → the outlets feeding it (its own PSUs', or its racklet's rectifiers')."""
+    return {s: tuple(path[1] for path in graph.power_path(s)) for s in graph.server_ids}
+
+
 class Interlock(Protocol):
     """Allows (None) or refuses (a reason) one action."""
 
@@ -84,11 +97,8 @@ class CriticalClosureInterlock:
         return frozenset(out)
 
     @cached_property
-    def _server_services(self) -> dict[str, set[str]]:
-        out: dict[str, set[str]] = defaultdict(set)
-        for w in self.graph.site.workloads:
-            out[w.server].add(w.service)
-        return out
+    def _server_services(self) -> dict[str, frozenset[str]]:
+        return server_services(self.graph)
 
     @cached_property
     def _workload_service(self) -> dict[str, str]:
@@ -96,7 +106,7 @@ class CriticalClosureInterlock:
 
     @cached_property
     def _server_outlets(self) -> dict[str, tuple[str, ...]]:
-        return {s: tuple(path[1] for path in self.graph.power_path(s)) for s in self.graph.server_ids}
+        return server_outlets(self.graph)
 
     def check(self, action: Action, ctx: InterlockContext) -> str | None:
         """Refuse dropping a protected service."""
@@ -117,7 +127,7 @@ class CriticalClosureInterlock:
             servers = [self.graph.server_ids[i] for i in self.graph.servers_below(action.target_id)]
         off = ctx.outlets_off | {action.target_id}
         for server in servers:
-            hit = self._server_services.get(server, set()) & self.protected
+            hit = self._server_services.get(server, frozenset()) & self.protected
             if not hit:
                 continue
             still_fed = any(o not in off for o in self._server_outlets.get(server, ()))
@@ -258,14 +268,11 @@ class DependencyOrderInterlock:
 
     @cached_property
     def _server_services(self) -> dict[str, frozenset[str]]:
-        out: dict[str, set[str]] = defaultdict(set)
-        for w in self.graph.site.workloads:
-            out[w.server].add(w.service)
-        return {k: frozenset(v) for k, v in out.items()}
+        return server_services(self.graph)
 
     @cached_property
     def _server_outlets(self) -> dict[str, tuple[str, ...]]:
-        return {s: tuple(path[1] for path in self.graph.power_path(s)) for s in self.graph.server_ids}
+        return server_outlets(self.graph)
 
     def _check_outlet_off(self, action: Action, ctx: InterlockContext) -> str | None:
         if action.target_id not in self.graph.outlet_index:

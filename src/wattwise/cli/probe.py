@@ -31,22 +31,24 @@ _SEEN: ContextVar[list[Reading] | None] = ContextVar("probe_readings", default=N
 """Readings a probe printed, for ``--json`` (set by the command, None otherwise)."""
 
 
+def _reading_line(r: Reading) -> str:
+    tags = ",".join(f"{k}={v}" for k, v in r.tags)
+    return f"  {r.device_id:<28} {r.metric:<22} {r.value:>14.4g}" + (f"  [{tags}]" if tags else "")
+
+
 def _readings(readings: list[Reading]) -> list[str]:
-    lines = []
+    ordered = sorted(readings, key=lambda r: (r.device_id, r.metric, r.tags))
     seen = _SEEN.get()
-    for r in sorted(readings, key=lambda r: (r.device_id, r.metric, r.tags)):
-        tags = ",".join(f"{k}={v}" for k, v in r.tags)
-        lines.append(f"  {r.device_id:<28} {r.metric:<22} {r.value:>14.4g}" + (f"  [{tags}]" if tags else ""))
-        if seen is not None:
-            seen.append(r)
-    return lines
+    if seen is not None:
+        seen.extend(ordered)
+    return [_reading_line(r) for r in ordered]
 
 
 async def _probe_json(url: str, timeout_s: float, insecure: bool) -> dict[str, object]:
     seen: list[Reading] = []
     _SEEN.set(seen)
     lines = await probe(url, timeout_s, insecure)
-    printed = set(_readings_text(seen))
+    printed = {_reading_line(r) for r in seen}
     return {
         "url": url,
         "description": [line for line in lines if line not in printed],
@@ -55,14 +57,6 @@ async def _probe_json(url: str, timeout_s: float, insecure: bool) -> dict[str, o
             for r in seen
         ],
     }
-
-
-def _readings_text(readings: list[Reading]) -> list[str]:
-    token = _SEEN.set(None)
-    try:
-        return _readings(readings)
-    finally:
-        _SEEN.reset(token)
 
 
 async def _probe_nut(url: str, retry: RetryPolicy) -> list[str]:

@@ -85,7 +85,6 @@ class PolicyPlanner:
         self.policy_errors: dict[str, str] = {}
         self.periods_s = dict(periods_s or {})
         self._last_run_s: dict[str, float] = {}
-        self._site_index = index
         self._wl_pos = {w: i for i, w in enumerate(index.wl_ids)}
         self._srv_pos = {s: i for i, s in enumerate(index.server_ids)}
 
@@ -111,13 +110,6 @@ class PolicyPlanner:
             wl_server[w] = srv
         self.index = replace(self.index, wl_server=wl_server)
         logger.info("placement: %d workload(s) moved", len(moved))
-
-    @property
-    def moved_workloads(self) -> dict[str, str]:
-        """Workloads not on their site-file server now (id → server id)."""
-        ix, site = self.index, self._site_index
-        diff = np.flatnonzero(ix.wl_server != site.wl_server)
-        return {ix.wl_ids[int(w)]: ix.server_ids[int(ix.wl_server[w])] for w in diff}
 
     def state(self, latest: LatestValues, now_s: float) -> PowerState:
         """The policies' view of the site now."""

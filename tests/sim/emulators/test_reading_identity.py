@@ -12,16 +12,16 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from wattwise.drivers.base import Driver
-from wattwise.drivers.modbus import ModbusRackletDriver, RackletIds
+from wattwise.drivers.modbus import ModbusRackletDriver
 from wattwise.drivers.redfish import RedfishDriver
 from wattwise.drivers.redfish_client import RedfishEndpoint
 from wattwise.drivers.retry import RetryPolicy
 from wattwise.model.generate import SiteSpec, generate_site
 from wattwise.model.values import Reading
 from wattwise.sim.driver import TwinDriver
-from wattwise.sim.emulators.modbus import ModbusRackletEmulator
 from wattwise.sim.emulators.redfish import RedfishEmulator
 from wattwise.sim.emulators.redfish_resources import RedfishDeviceSpec
+from wattwise.sim.emulators.stack import racklet_emulator
 from wattwise.sim.twin import Twin
 from wattwise.telemetry.batch import ReadingBatch
 from wattwise.telemetry.validate import ReadingValidator, RejectReason, site_device_ids
@@ -89,16 +89,7 @@ async def test_redfish_emulator_polls_have_unique_identities(
 
 async def test_modbus_emulator_polls_have_unique_identities(twin: Twin) -> None:
     racklet = SITE.racklets[0]
-    cooling = racklet.cooling
-    ids = RackletIds(racklet.id, tuple(p.id for p in racklet.power.psus), racklet.id)  # as the stack wires it
-    emulator = ModbusRackletEmulator(
-        TwinDriver(twin),
-        ids,
-        fans=cooling.fans,
-        pumps=cooling.pumps,
-        leak_sensors=cooling.leak_sensors,
-        inlet_setpoint_c=cooling.setpoint_inlet_c,
-    )
+    ids, emulator = racklet_emulator(TwinDriver(twin), racklet)  # as the stack wires it
     await emulator.start()
     driver = ModbusRackletDriver(ids, port=emulator.port, retry=FAST, now_s=lambda: twin.t_s)
     try:
@@ -111,4 +102,4 @@ async def test_modbus_emulator_polls_have_unique_identities(twin: Twin) -> None:
     # The decision layer's racklet readings keep their meaning over the wire.
     assert wire[(racklet.id, "leak_detected")] == direct[(racklet.id, "leak_detected")]
     assert wire[(racklet.id, "fan_speed_rpm")] == pytest.approx(direct[(racklet.id, "fan_speed_rpm")], abs=1.0)
-    assert wire[(racklet.id, "inlet_setpoint_c")] == cooling.setpoint_inlet_c
+    assert wire[(racklet.id, "inlet_setpoint_c")] == racklet.cooling.setpoint_inlet_c

@@ -37,7 +37,7 @@ from wattwise.drivers.redfish import RedfishDriver
 from wattwise.drivers.redfish_client import RedfishEndpoint
 from wattwise.drivers.retry import RetryPolicy
 from wattwise.drivers.snmp import SnmpPduDriver, SnmpTarget
-from wattwise.model.site import Site
+from wattwise.model.site import Racklet, Site
 from wattwise.sim.emulators.cache import CachedDriver
 from wattwise.sim.emulators.modbus import ModbusRackletEmulator
 from wattwise.sim.emulators.nut_socket import NutDeviceSpec, NutSocketEmulator
@@ -249,18 +249,24 @@ async def _start_redfish(backing: Driver, site: Site, pdus: bool, retry: RetryPo
         )
 
 
+def racklet_emulator(backing: Driver, racklet: Racklet) -> tuple[RackletIds, ModbusRackletEmulator]:
+    """A racklet's Modbus emulator (not started) and the ids its client driver maps back to."""
+    ids = RackletIds(racklet.id, tuple(p.id for p in racklet.power.psus), racklet.id)
+    cooling = racklet.cooling
+    emulator = ModbusRackletEmulator(
+        backing,
+        ids,
+        fans=cooling.fans,
+        pumps=cooling.pumps,
+        leak_sensors=cooling.leak_sensors,
+        inlet_setpoint_c=cooling.setpoint_inlet_c,
+    )
+    return ids, emulator
+
+
 async def _start_modbus(backing: Driver, site: Site, retry: RetryPolicy, out: Endpoints) -> None:
     for racklet in site.racklets:
-        ids = RackletIds(racklet.id, tuple(p.id for p in racklet.power.psus), racklet.id)
-        cooling = racklet.cooling
-        emulator = ModbusRackletEmulator(
-            backing,
-            ids,
-            fans=cooling.fans,
-            pumps=cooling.pumps,
-            leak_sensors=cooling.leak_sensors,
-            inlet_setpoint_c=cooling.setpoint_inlet_c,
-        )
+        ids, emulator = racklet_emulator(backing, racklet)
         await emulator.start()
         out._servers.append(emulator)
         client = ModbusRackletDriver(ids, port=emulator.port, retry=retry)
