@@ -7,25 +7,17 @@ machine are noisy); the figures are the report's business.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 
-from drivers.peers import need_nut
+from tests.bench.loader import load_bench
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "event_ack.py"
+from drivers.peers import need_nut
 
 
 def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("wattwise_bench_event_ack", BENCH)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["wattwise_bench_event_ack"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("event_ack.py", "wattwise_bench_event_ack")
 
 
 def test_quick_every_response_command_is_acked(tmp_path: Path) -> None:

@@ -9,28 +9,19 @@ critical availability never below NUT shutdown-all's.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import time
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
+from tests.bench.loader import load_bench
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "benchmark.py"
 KNOWN_TRIPS: dict[str, str] = {}
 """Scenarios where wattwise is known to trip something (strict xfail, with the measured figures)."""
 
 
 def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("wattwise_benchmark_quick", BENCH)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["wattwise_benchmark_quick"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("benchmark.py", "wattwise_benchmark_quick")
 
 
 @pytest.fixture(scope="module")
