@@ -331,10 +331,29 @@ def _resize(sc: Scenario, servers: int, site_seed: int, **spec: int) -> Scenario
     )
 
 
+def _scale_batteries(sc: Scenario, scale: float) -> Scenario:
+    """Every UPS's battery energy × ``scale``, so a compressed timeline keeps the written ride-through.
+
+    Shortening an outage by ``scale`` while keeping the batteries would let them carry the full
+    load for a larger share of it than the scenario says; with the energy scaled too, every UPS
+    reaches the same state of charge at the same (scaled) moment as in the file.
+    """
+    if scale == 1.0:
+        return sc
+    ov = dict(sc.overrides)
+    for u in scenario_site(sc).ups:
+        old = ov.get(u.id) or CapacityOverride()
+        ov[u.id] = old.model_copy(update={"battery_wh": (old.battery_wh or u.battery_wh) * scale})
+    return sc.model_copy(update={"overrides": ov})
+
+
 def variant_scenario(v: Variant, servers: int, seed: int, *, quick_spec: dict[str, int] | None = None) -> Scenario:
-    """The scenario ``v`` at ``servers`` (2 000 = the example site as written) with ``seed``."""
+    """The scenario ``v`` at ``servers`` (2 000 = the example site as written) with ``seed``.
+
+    Events are compressed by the variant's time scale and battery energy with them.
+    """
     sc = load_scenario(REPO / "scenarios" / v.file)
-    sc = _scale_events(sc, v.time_scale, v.duration_s)
+    sc = _scale_batteries(_scale_events(sc, v.time_scale, v.duration_s), v.time_scale)
     if servers != 2000 or quick_spec:
         sc = _resize(sc, servers, site_seed=seed, **(quick_spec or {}))
     return sc.model_copy(update={"seed": seed, "name": f"{sc.name}@{servers}"})

@@ -87,5 +87,24 @@ def test_wattwise_beats_shutdown_all_on_the_long_outage(quick: dict[str, Any]) -
     w = quick["by"][("002", "wattwise")].outcome
     nut = quick["by"][("002", "nut_shutdown_all")].outcome
     assert nut.availability_by_tier["critical"] < 1.0  # the outage outlasts the batteries
-    assert w.availability_by_tier["critical"] == 1.0
+    # Not a single-failure scenario: at 400 servers the outage outlasts even the critical-only
+    # runtime by about a minute, so critical availability is not asserted to be 1.0 here.
+    assert w.availability_by_tier["critical"] > nut.availability_by_tier["critical"]
     assert w.dependency_violation_s == 0.0
+    # goal 2, read over the utility-outage seconds (the same seconds for both contestants)
+    assert w.outage_s == nut.outage_s > 0
+    assert w.outage_critical_availability_frac >= 2.0 * nut.outage_critical_availability_frac
+
+
+def test_compressed_variants_scale_battery_energy_with_time() -> None:
+    bm = _load()
+    suite = __import__("bench_suite")
+    v = next(v for v in suite.SUITE if v.key == "002")
+    written = suite.load_scenario(suite.REPO / "scenarios" / v.file)
+    run = suite.variant_scenario(v, 2000, 1)
+    assert v.time_scale < 1.0
+    for ups_id, o in written.overrides.items():
+        if o.battery_wh is not None:
+            assert run.overrides[ups_id].battery_wh == pytest.approx(o.battery_wh * v.time_scale)
+    full = bm.replace(v, time_scale=1.0)
+    assert suite.variant_scenario(full, 2000, 1).overrides == written.overrides

@@ -228,6 +228,28 @@ def test_a_good_power_event_policy_beats_doing_nothing() -> None:
     assert managed.critical_availability_frac == 1.0
     assert managed.battery_left_wh > idle.battery_left_wh
     assert managed.priority_inversion_s == 0.0
+    # the utility outage runs from 60 s to the end: its seconds are counted apart, the same for both runs
+    assert idle.outage_s == managed.outage_s == pytest.approx(2400 - 60, abs=2.0)
+    assert managed.outage_critical_availability_frac == 1.0
+    # everything was up for the first minute, so the outage share is lower than the whole-run share
+    assert idle.outage_critical_availability_frac < idle.critical_availability_frac
+
+
+def test_outage_seconds_need_every_utility_feed_lost() -> None:
+    from wattwise.sim.runner import run_scenario
+    from wattwise.sim.scenario import parse_scenario
+
+    sc = parse_scenario(
+        {
+            "name": "one-side",
+            "generate": {"servers": 20, "servers_per_rack": 10, "racks_per_hall": 2, "racklet_racks_per_hall": 0},
+            "duration_s": 600,
+            "events": [{"at_s": 60, "kind": "feed_loss", "target": "utility-a", "duration_s": 300}],
+        }
+    )
+    out = run_scenario(sc).outcome
+    assert out.outage_s == 0.0
+    assert out.outage_availability_by_tier == {"critical": 1.0, "high": 1.0, "medium": 1.0, "low": 1.0}
 
 
 def test_cooling_actions_change_racklet_capacity_and_readings(small_site) -> None:  # type: ignore[no-untyped-def]

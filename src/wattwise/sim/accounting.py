@@ -30,6 +30,8 @@ class StepAccounting:
         self._rates: Rates | None = None
         self._rates_for: object = None
         self._tier_count = np.bincount(twin.work.svc_tier, minlength=4).astype(np.float64)
+        self._utility = ~twin.ch.feed_is_generator
+        self._has_utility = bool(self._utility.any())
         self._phase_limit_w = np.where(twin.ch.phase_capacity_w > 0, twin.ch.phase_capacity_w, np.inf)
 
     def service_rates(self, up: BoolArray, own_ok: BoolArray) -> Rates:
@@ -58,6 +60,10 @@ class StepAccounting:
         tier_up, dep_viol, inversion, _ = self.service_rates(up, own_ok)
         t.tier_up_s += tier_up * dt
         t.tier_total_s += self._tier_count * dt
+        if self._has_utility and not any_(ch.feed_available & self._utility):
+            t.outage_s += dt
+            t.outage_tier_up_s += tier_up * dt
+            t.outage_tier_total_s += self._tier_count * dt
         t.dependency_violation_s += dep_viol * dt
         t.priority_inversion_s += inversion * dt
         over = ch.phase_w > self._phase_limit_w

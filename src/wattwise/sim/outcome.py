@@ -22,6 +22,9 @@ class Outcome:
     Attributes:
         duration_s: Simulated time covered.
         availability_by_tier: Share of service-seconds each tier was up (dependency closure included).
+        outage_s: Seconds of site-wide utility outage (every utility feed lost; generators aside).
+        outage_availability_by_tier: ``availability_by_tier`` over the utility-outage seconds only
+            (1.0 for every tier when the run had none).
         dependency_violation_s: Service-seconds a service ran while a dependency was down.
         priority_inversion_s: Seconds a lower tier ran fully while a higher tier was shed or throttled.
         overload_s_by_breaker: Seconds each PDU phase carried more than its derated capacity (``pdu/L1``).
@@ -58,6 +61,8 @@ class Outcome:
 
     duration_s: float
     availability_by_tier: dict[str, float]
+    outage_s: float
+    outage_availability_by_tier: dict[str, float]
     dependency_violation_s: float
     priority_inversion_s: float
     overload_s_by_breaker: dict[str, float]
@@ -96,10 +101,16 @@ class Outcome:
         """Availability of the critical tier."""
         return self.availability_by_tier.get("critical", 1.0)
 
+    @property
+    def outage_critical_availability_frac(self) -> float:
+        """Availability of the critical tier during site-wide utility outages."""
+        return self.outage_availability_by_tier.get("critical", 1.0)
+
     def to_dict(self) -> dict[str, object]:
         """Plain JSON-ready dict."""
         out = asdict(self)
         out["critical_availability_frac"] = self.critical_availability_frac
+        out["outage_critical_availability_frac"] = self.outage_critical_availability_frac
         return out
 
 
@@ -110,8 +121,11 @@ class Tally:
     n_phase: int
     tier_up_s: FloatArray = field(default_factory=lambda: np.zeros(4))
     tier_total_s: FloatArray = field(default_factory=lambda: np.zeros(4))
+    outage_tier_up_s: FloatArray = field(default_factory=lambda: np.zeros(4))
+    outage_tier_total_s: FloatArray = field(default_factory=lambda: np.zeros(4))
     phase_overload_s: FloatArray = field(default_factory=lambda: np.zeros(0))
     duration_s: float = 0.0
+    outage_s: float = 0.0
     dependency_violation_s: float = 0.0
     priority_inversion_s: float = 0.0
     breaker_trips: int = 0
@@ -149,16 +163,21 @@ class Tally:
 
     def freeze(self, phase_names: list[str], battery_left_wh: float) -> Outcome:
         """The frozen :class:`Outcome` so far."""
-        avail = {
-            t: float(self.tier_up_s[i] / self.tier_total_s[i]) if self.tier_total_s[i] > 0 else 1.0
-            for i, t in enumerate(TIERS)
-        }
         over = {n: round(float(s), 3) for n, s in zip(phase_names, self.phase_overload_s, strict=True) if s > 0}
-        skip = {"n_phase", "tier_up_s", "tier_total_s", "phase_overload_s"}
+        skip = {"n_phase", "tier_up_s", "tier_total_s", "outage_tier_up_s", "outage_tier_total_s", "phase_overload_s"}
         scalars = {k: v for k, v in asdict(self).items() if k not in skip}
         return Outcome(
-            availability_by_tier=avail, overload_s_by_breaker=over, battery_left_wh=battery_left_wh, **scalars
+            availability_by_tier=_shares(self.tier_up_s, self.tier_total_s),
+            outage_availability_by_tier=_shares(self.outage_tier_up_s, self.outage_tier_total_s),
+            overload_s_by_breaker=over,
+            battery_left_wh=battery_left_wh,
+            **scalars,
         )
+
+
+def _shares(up_s: FloatArray, total_s: FloatArray) -> dict[str, float]:
+    """Up-seconds over total seconds per tier (1.0 where a tier had no seconds)."""
+    return {t: float(up_s[i] / total_s[i]) if total_s[i] > 0 else 1.0 for i, t in enumerate(TIERS)}
 
 
 @dataclass
