@@ -1,6 +1,7 @@
 """Prediction backtest: one command, held-out ranges only, report + plots.
 
     .venv/bin/python bench/backtest.py            # writes bench/reports/prediction.md + PNGs
+    .venv/bin/python bench/backtest.py --only heartbeat   # rewrites section 5 of it only
 
 Every model is fitted on a training range and scored on a later, disjoint test range
 (rolling origins inside the test range; each forecast uses only data up to its origin).
@@ -10,6 +11,7 @@ a test range. Every figure is printed with its baseline measured in the same run
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import sys
@@ -23,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import predict_detect
 import predict_forecast as pf
+import predict_heartbeat
 import predict_power
 import predict_twin
 from predict_data import google_pdus, lumi_power_w
@@ -101,7 +104,15 @@ def demand_section(lines: list[str]) -> None:
     ]
     lines += [
         "",
-        "### 1d. 95 % intervals (split conformal) — goal: coverage 93–97 %, narrower than conformal naive",
+        "### 1d. 95 % intervals (split conformal, tracked online) — goal: coverage 93–97 %, narrower than "
+        "conformal naive",
+        "",
+        "Split conformal calibrates one band per lead on the training range's last quarter. The level and noise",
+        "of these series drift after that, so the same bands are also tracked online: per lead, a scale on the",
+        "band moves after each forecast whose target has already been measured at the origin being forecast",
+        f"(log step {pf.TRACK_ETA} × (1 − α) on a miss, {pf.TRACK_ETA} × α on a hit; quantile tracking as in",
+        "Angelopoulos, Candès and Tibshirani 2023). The step was set before the first run and not changed.",
+        "The naive baselines' bands get the same tracking, so the width comparison is like for like.",
         "",
     ]
     lines += pf.interval_rows(results, (H1, H24), shipped)
@@ -264,7 +275,69 @@ def twin_section(lines: list[str]) -> None:
     ]
 
 
+HEARTBEAT_HEADING = (
+    "## 5. Heartbeat instability in the twin — goal: detection delay median ≤3 s, p99 ≤7 s, "
+    "≤1 false alarm per 1 000 node-hours"
+)
+
+
+def heartbeat_section(lines: list[str], plan: predict_heartbeat.Plan | None = None, reports: Path = REPORTS) -> None:
+    """Section 5: the heartbeat detector on unstable twin processors (held-out seeds)."""
+    t0 = time.perf_counter()
+    plan = plan or predict_heartbeat.Plan()
+    body = predict_heartbeat.section(plan, reports / "prediction_heartbeat.png")
+    lines += [
+        HEARTBEAT_HEADING,
+        "",
+        "`HeartbeatInstabilityDetector` (src/wattwise/predict/heartbeat.py), one per event processor: alarm when",
+        "the time since the last beat exceeds the node's normal gap (99.9th percentile of its training gaps) by",
+        "more than half its learned beat period, or when lag (or CPU) leaves its training range by a robust z",
+        "above max(8, 1.5 × the largest training z). Events are `processor_unstable` windows in the heartbeat",
+        "modes (`jitter`, `pause`); the delay runs from the injection to the first alarm (1 s samples, so 1 s",
+        "is the shortest possible); an alarm run starting outside every window (or more than",
+        f"{plan.grace_s:g} s after its end) is a false alarm. Baseline: 'missed 3 beats' (gap ≥ 3 × configured",
+        "period). Detector defaults were written before the first run and not changed after it; no test seed",
+        "fits anything. After a first run (4 × 6 h test runs, 0 false alarms in ~2 370 healthy node-hours) the",
+        "test runs were lengthened to 8 h so that a 95 % upper bound on the false-alarm rate can fall below 1",
+        "per 1 000 node-hours. `bench/predict_heartbeat.py` holds the plan.",
+        "",
+    ]
+    lines += body
+    lines += [
+        "Caveats: the twin's healthy processors beat exactly on period and their lag stays at 0 (figures of the",
+        "training runs above), so no method has a false alarm here and the false-alarm half of the goal is an",
+        "easy case; a real fleet's delivery jitter and GC pauses would raise the learned gap limits and the",
+        "delays with them. Gray failures (mode `gray`) keep beating and are not scored in this goal.",
+        f"Section run time: {time.perf_counter() - t0:.0f} s wall.",
+        "",
+    ]
+
+
+def replace_section(report: Path, section: list[str]) -> None:
+    """Put ``section`` (starting with its ``## `` heading) into ``report`` in place of the old one."""
+    old = report.read_text().splitlines() if report.exists() else []
+    key = section[0].split(" — ")[0]
+    starts = [i for i, line in enumerate(old) if line.startswith(key)]
+    if not starts:
+        new = old + ([""] if old and old[-1] else []) + section
+    else:
+        a = starts[0]
+        b = next((i for i in range(a + 1, len(old)) if old[i].startswith("## ")), len(old))
+        new = old[:a] + section + old[b:]
+    report.write_text("\n".join(new).rstrip("\n") + "\n")
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=["heartbeat"], help="rewrite only this section of the report")
+    args = parser.parse_args()
+    if args.only == "heartbeat":
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+        section: list[str] = []
+        heartbeat_section(section)
+        replace_section(REPORTS / "prediction.md", section)
+        print("\n".join(section))
+        return
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     REPORTS.mkdir(parents=True, exist_ok=True)
     t0, cpu0 = time.perf_counter(), time.process_time()
@@ -274,6 +347,7 @@ def main() -> None:
         ("power", power_section),
         ("detect", detect_section),
         ("failure", failure_section),
+        ("heartbeat", heartbeat_section),
     ]
     timings = []
     for name, fn in sections:

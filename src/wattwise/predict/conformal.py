@@ -1,4 +1,6 @@
-"""Split-conformal calibration of forecast intervals, one pair of offsets per lead time.
+"""Conformal calibration of forecast intervals: split-conformal offsets, and online tracking.
+
+:class:`SplitConformal` gives one pair of offsets per lead time.
 
 The calibrator sees the signed residuals ``actual - point`` of forecasts made on a
 calibration range the model was *not* fitted on, and takes, per lead, the lower and upper
@@ -12,6 +14,13 @@ the point forecast.
 >>> cal.fit(res)
 >>> [round(x, 2) for x in cal.upper_offset.tolist()]
 [0.82, 0.82]
+
+:func:`track_coverage` then adapts those bands online: a series' level and noise drift after
+calibration (a new workload mix, a season), so a fixed band over- or under-covers. Each lead
+keeps a scale on its split-conformal offsets and moves it after every forecast whose target
+has been *observed by the origin being forecast*: up by ``eta`` (in log) × (1 - alpha) on a
+miss, down by ``eta`` × alpha on a hit, which holds the long-run miss rate at ``alpha``
+(quantile tracking, Angelopoulos, Candès and Tibshirani, "Conformal PID control", 2023).
 """
 
 from __future__ import annotations
@@ -20,7 +29,8 @@ import numpy as np
 import numpy.typing as npt
 
 from wattwise.errors import PredictionError
-from wattwise.predict.base import FloatArray
+from wattwise.predict.base import FloatArray, ForecastPaths, Series
+from wattwise.predict.series import to_grid
 
 
 class SplitConformal:
@@ -89,3 +99,71 @@ def _conformal_pair(sorted_res: FloatArray, alpha: float) -> tuple[float, float]
     hi = sorted_res[min(k_hi, n) - 1]
     lo = sorted_res[max(k_lo, 1) - 1]
     return float(lo), float(hi)
+
+
+def track_coverage(paths: ForecastPaths, series: Series, eta: float = 0.02) -> ForecastPaths:
+    """``paths`` with every lead's band scaled online to hold its nominal coverage.
+
+    Origins are processed in time order. The band of origin ``i`` at lead ``L`` is the original
+    band's offsets times ``exp(log_scale)``, where ``log_scale`` has been moved by every earlier
+    forecast at that lead whose target time is at or before origin ``i`` (so only values the
+    forecaster could have seen at origin ``i`` are used): ``+eta * (1 - alpha)`` on a miss,
+    ``-eta * alpha`` on a hit. Targets missing from ``series`` move nothing. Point forecasts are
+    unchanged.
+
+    Args:
+        paths: Forecasts with split-conformal bands, origins in time order.
+        series: The measured series (its values after an origin are used only once matured).
+        eta: Step of the log scale (a fixed setting, not fitted).
+
+    Raises:
+        PredictionError: ``eta`` not positive, or origins out of time order.
+
+    >>> t = np.arange(200.0) * 60.0
+    >>> y = Series(t, np.where(t < 6000.0, 1.0, 1.0) + np.sin(t / 500.0) * np.where(t < 6000, 0.1, 1.0))
+    >>> pt = np.ones((199, 1))
+    >>> p = ForecastPaths(t[:-1], np.array([60.0]), pt, pt - 0.1, pt + 0.1, 0.9)
+    >>> q = track_coverage(p, y, eta=0.2)
+    >>> bool((q.upper - q.point)[-1, 0] > (p.upper - p.point)[-1, 0])  # widened after the noise grew
+    True
+    """
+    if not eta > 0:
+        raise PredictionError(f"eta must be positive, got {eta}")
+    origin = np.asarray(paths.origin_t_s, dtype=np.float64)
+    if origin.size > 1 and bool(np.any(np.diff(origin) < 0)):
+        raise PredictionError("origins must be in time order")
+    n_orig, n_lead = paths.point.shape
+    if n_orig == 0 or n_lead == 0:
+        return paths
+    alpha = 1.0 - paths.level
+    step_s = float(paths.lead_s[0])
+    grid = to_grid(series, step_s, max_fill_steps=len(series), min_points=1)
+    target_t = origin[:, None] + paths.lead_s[None, :]
+    idx = np.rint((target_t - grid.t0_s) / step_s).astype(np.int64)
+    inside = (idx >= 0) & (idx < grid.value.shape[0])
+    safe = np.clip(idx, 0, grid.value.shape[0] - 1)
+    actual = np.where(inside & grid.observed[safe], grid.value[safe], np.nan)
+    # matured[i, j]: how many origins' targets at lead j are known at origin i
+    matured = np.stack([np.searchsorted(target_t[:, j], origin, side="right") for j in range(n_lead)], axis=1)
+    lo_off = paths.lower - paths.point
+    hi_off = paths.upper - paths.point
+    step = np.zeros((n_orig + 1, n_lead))  # cumulative log-scale moves of origins 0..k-1
+    lower = np.empty_like(paths.lower)
+    upper = np.empty_like(paths.upper)
+    cols = np.arange(n_lead)
+    for i in range(n_orig):
+        scale = np.exp(step[matured[i], cols])
+        lower[i] = paths.point[i] + lo_off[i] * scale
+        upper[i] = paths.point[i] + hi_off[i] * scale
+        y = actual[i]
+        miss = (y < lower[i]) | (y > upper[i])
+        move = np.where(np.isnan(y), 0.0, np.where(miss, eta * (1.0 - alpha), -eta * alpha))
+        step[i + 1] = step[i] + move
+    return ForecastPaths(
+        origin_t_s=paths.origin_t_s,
+        lead_s=paths.lead_s,
+        point=paths.point,
+        lower=lower,
+        upper=upper,
+        level=paths.level,
+    )
