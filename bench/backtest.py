@@ -304,19 +304,15 @@ def heartbeat_section(lines: list[str], plan: predict_heartbeat.Plan | None = No
     ]
     lines += body
     lines += [
-        "Caveats: the twin's healthy processors beat exactly on period and their lag stays at 0 (figures of the",
-        "training runs above), so no method has a false alarm here and the false-alarm half of the goal is an",
-        "easy case; a real fleet's delivery jitter and GC pauses would raise the learned gap limits and the",
-        "delays with them. Gray failures (mode `gray`) keep beating and are not scored in this goal.",
         f"Section run time: {time.perf_counter() - t0:.0f} s wall.",
         "",
     ]
 
 
 def replace_section(report: Path, section: list[str]) -> None:
-    """Put ``section`` (starting with its ``## `` heading) into ``report`` in place of the old one."""
+    """Put ``section`` (starting with its ``## N.`` heading) into ``report`` in place of the old section N."""
     old = report.read_text().splitlines() if report.exists() else []
-    key = section[0].split(" — ")[0]
+    key = " ".join(section[0].split()[:2]) + " "
     starts = [i for i, line in enumerate(old) if line.startswith(key)]
     if not starts:
         new = old + ([""] if old and old[-1] else []) + section
