@@ -19,6 +19,7 @@ import pytest
 from conftest import REPO, free_port, need_binary
 from wattwise.drivers.base import Driver
 from wattwise.drivers.slurm import SlurmDriver, node_available
+from wattwise.drivers.slurm_services import JobSelector
 from wattwise.errors import DeviceUnavailable
 from wattwise.model.values import Action, ActionKind
 
@@ -235,3 +236,77 @@ def test_node_available_reads_state_and_flags() -> None:
     assert not node_available({"state": "mixed", "state_flags": ["DRAIN"]})
     assert not node_available({"state": "down", "state_flags": []})
     assert not node_available({"state": "idle", "state_flags": ["NOT_RESPONDING"]})
+
+
+def _batch(cluster: Cluster, name: str, node: str, *extra: str) -> str:
+    out = cluster.run(
+        "sbatch", "--parsable", "-p", "batch", "-J", name, "-w", node, "-o", "/dev/null", *extra, "--wrap", "sleep 600"
+    )  # fmt: skip
+    return out.strip().split(";")[0]
+
+
+def _state_reason(cluster: Cluster, job_id: str) -> tuple[str, str]:
+    state, reason = cluster.run("squeue", "-h", "-j", job_id, "-o", "%T %r").split(maxsplit=1)
+    return state, reason.strip()
+
+
+def _service(readings: list[Any], service_id: str) -> tuple[float, dict[str, str]]:
+    r = next(r for r in readings if r.device_id == service_id and r.metric == "available")
+    return r.value, dict(r.tags)
+
+
+async def test_shed_suspends_the_services_jobs_and_restore_resumes_them(clean: Cluster) -> None:
+    driver = SlurmDriver("hpc", conf_path=str(clean.conf), services={"svc-batch": JobSelector(partition="batch")})
+    etl1, etl2 = _batch(clean, "etl-1", "node1"), _batch(clean, "etl-2", "node2")
+    later = _batch(clean, "etl-later", "node1", "--begin=now+1hour")
+    manual = _batch(clean, "etl-manual", "node2", "--hold")  # held by a person: not wattwise's to release
+    other = clean.submit("other", "node3")  # partition debug: not the service's
+    clean.wait(lambda: all(clean.job(j)[0] == "RUNNING" for j in (etl1, etl2, other)), "jobs running")
+    assert _service(await driver.read(), "svc-batch")[0] == 1.0
+
+    shed = await driver.apply(act(ActionKind.SERVICE_SHED, "svc-batch"))
+    assert shed.ok, shed.message
+    assert f"suspend {etl1}" in shed.message and f"hold {later}" in shed.message
+    assert clean.job(etl1)[0] == clean.job(etl2)[0] == "SUSPENDED"  # squeue state S
+    assert _state_reason(clean, later) == ("PENDING", "JobHeldAdmin")
+    assert clean.job(other)[0] == "RUNNING"
+    value, tags = _service(await driver.read(), "svc-batch")
+    assert value == 0.0 and tags["suspended"] == "2" and tags["held"] == "2"  # its own hold and the person's
+    again = await driver.apply(act(ActionKind.SERVICE_SHED, "svc-batch"))
+    assert again.ok and again.message.endswith("nothing to do")
+
+    restore = await driver.apply(act(ActionKind.SERVICE_RESTORE, "svc-batch"))
+    assert restore.ok, restore.message
+    assert clean.job(etl1)[0] == clean.job(etl2)[0] == "RUNNING"
+    state, reason = _state_reason(clean, later)
+    assert state == "PENDING" and not reason.startswith("JobHeld")  # released, waits for its start time
+    assert _state_reason(clean, manual)[1] == "JobHeldUser"  # not released
+    assert _service(await driver.read(), "svc-batch")[0] == 1.0
+    again = await driver.apply(act(ActionKind.SERVICE_RESTORE, "svc-batch"))
+    assert again.ok and again.message.endswith("nothing to do")
+
+
+async def test_requeue_hold_mode_frees_the_nodes_and_release_restarts(clean: Cluster) -> None:
+    selector = JobSelector(partition="batch", name="render", shed="requeue_hold")
+    driver = SlurmDriver("hpc", conf_path=str(clean.conf), services={"svc-render": selector})
+    job_id = _batch(clean, "render", "node1")
+    clean.wait(lambda: clean.job(job_id)[0] == "RUNNING", "job running")
+    shed = await driver.apply(act(ActionKind.SERVICE_SHED, "svc-render"))
+    assert shed.ok and f"requeuehold {job_id}" in shed.message, shed.message
+    clean.wait(lambda: _state_reason(clean, job_id)[0] == "PENDING", "job requeued")
+    assert _state_reason(clean, job_id)[1] == "job requeued in held state"
+    assert _service(await driver.read(), "svc-render")[0] == 0.0
+    assert (await driver.apply(act(ActionKind.SERVICE_RESTORE, "svc-render"))).ok
+    clean.wait(lambda: clean.job(job_id)[0] == "RUNNING", "job running again", 30.0)
+
+
+async def test_service_refusals(clean: Cluster) -> None:
+    driver = SlurmDriver("hpc", conf_path=str(clean.conf), services={"svc-batch": JobSelector(partition="batch")})
+    throttle = await driver.apply(Action(kind=ActionKind.THROTTLE, target_id="svc-batch", value=0.5))
+    assert not throttle.ok and "cannot throttle service svc-batch" in throttle.message
+    unmapped = await driver.apply(act(ActionKind.SERVICE_SHED, "svc-web"))
+    assert not unmapped.ok and "not mapped" in unmapped.message
+    assert driver.supports(ActionKind.SERVICE_SHED) and not driver.supports(ActionKind.THROTTLE)
+    # No job of the service: it is not running, and shedding it has nothing to do.
+    assert _service(await driver.read(), "svc-batch")[0] == 0.0
+    assert (await driver.apply(act(ActionKind.SERVICE_SHED, "svc-batch"))).message.endswith("nothing to do")

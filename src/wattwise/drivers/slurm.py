@@ -17,6 +17,11 @@ ActionKind             scontrol
 ``WORKLOAD_START``     ``resume J``
 ``WORKLOAD_MIGRATE``   ``requeue J``, then ``update jobid=J nodelist=DEST starttime=now``
                        (no destination: ``nodelist= excnodelist=`` its old node)
+``SERVICE_SHED``       ``suspend`` (or ``requeuehold``) the service's running jobs, ``hold``
+                       its pending ones (``target_id`` is a site service id, mapped to jobs
+                       by a :class:`~wattwise.drivers.slurm_services.JobSelector`)
+``SERVICE_RESTORE``    ``resume``/``release`` the jobs wattwise shed
+``THROTTLE``           refused for a service: Slurm cannot take a share of a running job
 =====================  ==================================================================
 
 Each action first reads the target's state, so repeating it is a no-op (idempotent).
@@ -35,6 +40,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from wattwise.drivers.retry import RetryPolicy, call_with_retries
+from wattwise.drivers.slurm_services import JobSelector, plan, service_reading
 from wattwise.errors import DeviceProtocolError, DeviceUnavailable
 from wattwise.model.values import Action, ActionKind, ActionResult, Quality, Reading
 
@@ -48,8 +54,11 @@ _SUPPORTED = frozenset(
         ActionKind.WORKLOAD_STOP,
         ActionKind.WORKLOAD_START,
         ActionKind.WORKLOAD_MIGRATE,
+        ActionKind.SERVICE_SHED,
+        ActionKind.SERVICE_RESTORE,
     }
 )
+_SERVICE_KINDS = frozenset({ActionKind.SERVICE_SHED, ActionKind.SERVICE_RESTORE, ActionKind.THROTTLE})
 _DOWN_STATES = frozenset({"down", "drained", "fail", "failing", "future", "unknown", "error"})
 _UNAVAILABLE_FLAGS = frozenset({"DRAIN", "FAIL", "NOT_RESPONDING", "POWERED_DOWN", "POWERING_DOWN"})
 _TRANSIENT = ("unable to contact slurm controller", "connection refused", "socket timed out", "timed out")
@@ -70,6 +79,7 @@ class SlurmDriver:
         retry: Timeout, attempts and back-off of each command.
         requeue_wait_s: How long a migration waits for the requeued job to become pending.
         now_s: Time source for reading timestamps.
+        services: Site service id → the jobs that make it up (see :mod:`~wattwise.drivers.slurm_services`).
     """
 
     name = "slurm"
@@ -83,8 +93,10 @@ class SlurmDriver:
         retry: RetryPolicy | None = None,
         requeue_wait_s: float = 5.0,
         now_s: Callable[[], float] = time.time,
+        services: Mapping[str, JobSelector] | None = None,
     ) -> None:
         self.cluster_id = cluster_id
+        self.services = dict(services or {})
         self.conf_path = conf_path
         self.node_ids = dict(node_ids or {})
         self._node_names = {v: k for k, v in self.node_ids.items()}
@@ -149,11 +161,11 @@ class SlurmDriver:
 
     # ---- Driver protocol ----------------------------------------------------------------------
     def supports(self, kind: ActionKind) -> bool:
-        """Node cordon/drain/resume and job stop/start/migrate."""
+        """Node cordon/drain/resume, job stop/start/migrate, service shed/restore."""
         return kind in _SUPPORTED
 
     async def read(self) -> list[Reading]:
-        """Per node ``available`` and ``cpu_frac`` (allocated CPUs); per job ``available`` (running)."""
+        """Per node ``available`` and ``cpu_frac`` (allocated CPUs); per job and mapped service ``available``."""
         t_s = self.now_s()
         readings: list[Reading] = []
         for name, node in (await self.nodes()).items():
@@ -162,17 +174,26 @@ class SlurmDriver:
             cpus = int(node.get("cpus") or 0)
             if cpus > 0:
                 readings.append(Reading(device_id, "cpu_frac", min(1.0, int(node.get("alloc_cpus", 0)) / cpus), t_s))
-        for job in await self.jobs():
+        jobs = await self.jobs()
+        for job in jobs:
+            if job.get("name") in self.services:
+                continue  # jobs named after a mapped service: the service's own reading covers them
             running = job.get("job_state") == "RUNNING"
             tags = (("job_id", str(job["job_id"])), ("nodes", str(job.get("nodes") or "")))
             # A job is named after the site workload it runs (sbatch -J <workload id>).
             readings.append(Reading(str(job["name"]), "available", float(running), t_s, Quality.GOOD, tags))
+        readings += [service_reading(sid, sel, jobs, t_s) for sid, sel in self.services.items()]
         return readings
 
     async def apply(self, action: Action) -> ActionResult:
         """Apply one action; a refused request comes back as ``ok=False`` with scontrol's words."""
+        if action.kind in _SERVICE_KINDS and action.target_id in self.services:
+            return await self._service_action(action)
         if action.kind not in _SUPPORTED:
             return self._result(action, False, f"slurm cannot {action.kind}")
+        if action.kind in _SERVICE_KINDS:
+            why = f"service {action.target_id!r} is not mapped to jobs of {self.cluster_id}"
+            return self._result(action, False, why)
         try:
             if action.kind in {ActionKind.NODE_CORDON, ActionKind.NODE_DRAIN, ActionKind.NODE_RESUME}:
                 message = await self._node_action(action)
@@ -250,6 +271,28 @@ class SlurmDriver:
         # clears the pinning.
         placement = [f"nodelist={dest}"] if dest else ["nodelist=", f"excnodelist={exclude}"] if exclude else []
         await self._run("scontrol", "update", f"jobid={job_id}", "starttime=now", *placement)
+
+    # ---- services ---------------------------------------------------------------------------------
+    async def _service_action(self, action: Action) -> ActionResult:
+        """Shed or restore a service's jobs; every step is skipped when already done (idempotent)."""
+        sid, selector = action.target_id, self.services[action.target_id]
+        if action.kind is ActionKind.THROTTLE:
+            why = f"slurm cannot throttle service {sid}: a running job has no power level (shed or restore only)"
+            return self._result(action, False, why)
+        steps = plan(action.kind, sid, selector, await self.jobs())
+        done: list[str] = []
+        try:
+            for step in steps:
+                await self._run("scontrol", *step.args)
+                if step.args[0] != "update":
+                    done.append(f"{step.args[0]} {step.args[1]}")
+        except SlurmCommandError as err:
+            logger.warning("slurm refused %s on %s after [%s]: %s", action.kind, sid, ", ".join(done), err)
+            return self._result(action, False, f"{err} (done before: {', '.join(done) or 'nothing'})")
+        verb = "shed" if action.kind is ActionKind.SERVICE_SHED else "restored"
+        message = f"service {sid} ({selector.describe()}) {verb}: {', '.join(done) or 'nothing to do'}"
+        logger.info("slurm %s %s: %s", action.kind, sid, message)
+        return self._result(action, True, message)
 
     def _result(self, action: Action, ok: bool, message: str) -> ActionResult:
         return ActionResult(command_id=action.command_id, ok=ok, message=message, t_s=self.now_s())
