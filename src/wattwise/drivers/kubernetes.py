@@ -16,6 +16,9 @@ ActionKind              API calls
 ``NODE_RESUME``         ``PATCH``: ``unschedulable: false``, wattwise's taint removed, the
                         condition set ``False``
 ``WORKLOAD_MIGRATE``    evict ``namespace/pod``; its controller re-creates it elsewhere
+``SERVICE_SHED``,       scale the service's Deployment/StatefulSet (``target_id`` is a site
+``SERVICE_RESTORE``,    service id): see :mod:`~wattwise.drivers.kubernetes_services`
+``THROTTLE``
 ======================  ===============================================================
 
 Node changes are fenced by the API server itself: the driver records the sender's fencing
@@ -29,7 +32,7 @@ violated. A drain that met a PDB returns ``ok=False`` naming the budgets, having
 it could; repeating it later continues (pods already gone are skipped). Node patches carry
 ``metadata.resourceVersion``, so a concurrent change gives 409 and the driver re-reads once.
 Readings per node: ``available`` = Ready and schedulable; the true pressure conditions, the
-Ready status and schedulability are tags.
+Ready status and schedulability are tags; per mapped service, ``available`` (a replica ready).
 """
 
 from __future__ import annotations
@@ -44,14 +47,17 @@ from urllib.parse import quote
 
 import httpx
 
+from wattwise.drivers.kubernetes_services import ScaledServices, ServiceRefused, WorkloadRef
 from wattwise.drivers.retry import RetryPolicy, call_with_retries
 from wattwise.errors import DeviceAuthError, DeviceProtocolError, DeviceUnavailable
-from wattwise.model.values import Action, ActionKind, ActionResult, Reading
+from wattwise.model.values import Action, ActionKind, ActionResult, Quality, Reading
 
 logger = logging.getLogger(__name__)
 
+_SERVICE_KINDS = frozenset({ActionKind.SERVICE_SHED, ActionKind.SERVICE_RESTORE, ActionKind.THROTTLE})
 _SUPPORTED = frozenset(
     {ActionKind.NODE_CORDON, ActionKind.NODE_DRAIN, ActionKind.NODE_RESUME, ActionKind.WORKLOAD_MIGRATE}
+    | _SERVICE_KINDS
 )
 _MERGE_PATCH = "application/merge-patch+json"
 _STRATEGIC_PATCH = "application/strategic-merge-patch+json"
@@ -91,6 +97,7 @@ class KubernetesDriver:
         client: An ``httpx.AsyncClient`` (tests inject a ``MockTransport``); one is made if absent.
         retry: Timeout, attempts and back-off per request.
         now_s: Time source for reading timestamps.
+        services: Site service id → the Deployment or StatefulSet that carries it.
     """
 
     name = "kubernetes"
@@ -106,8 +113,10 @@ class KubernetesDriver:
         client: httpx.AsyncClient | None = None,
         retry: RetryPolicy | None = None,
         now_s: Callable[[], float] = time.time,
+        services: Mapping[str, WorkloadRef] | None = None,
     ) -> None:
         self.cluster_id = cluster_id
+        self.services = ScaledServices(services or {}, self._request)
         self.base_url = base_url.rstrip("/")
         self.node_ids = dict(node_ids or {})
         self._node_names = {v: k for k, v in self.node_ids.items()}
@@ -152,11 +161,11 @@ class KubernetesDriver:
 
     # ---- Driver protocol ------------------------------------------------------------------
     def supports(self, kind: ActionKind) -> bool:
-        """Node cordon/drain/resume and pod migration (eviction)."""
+        """Node cordon/drain/resume, pod migration (eviction), service shed/restore/throttle (scale)."""
         return kind in _SUPPORTED
 
     async def read(self) -> list[Reading]:
-        """One ``available`` reading per node, with its conditions as tags."""
+        """One ``available`` reading per node (its conditions as tags) and per mapped service."""
         try:
             nodes = await self._request("GET", "/api/v1/nodes")
         except ApiStatus as err:
@@ -168,6 +177,12 @@ class KubernetesDriver:
             tags = node_tags(node)
             available = float(dict(tags)["ready"] == "True" and dict(tags)["schedulable"] == "true")
             readings.append(Reading(self.node_ids.get(name, name), "available", available, t_s, tags=tags))
+        for service_id in self.services.services:
+            try:
+                readings.append(await self.services.read_one(service_id, t_s))
+            except ApiStatus as err:  # e.g. the workload was deleted: the service is down, say why
+                tags = (("error", str(err)),)
+                readings.append(Reading(service_id, "available", 0.0, t_s, Quality.BAD, tags))
         return readings
 
     async def apply(self, action: Action) -> ActionResult:
@@ -175,11 +190,13 @@ class KubernetesDriver:
         if action.kind not in _SUPPORTED:
             return self._result(action, False, f"kubernetes cannot {action.kind}")
         try:
-            if action.kind is ActionKind.WORKLOAD_MIGRATE:
+            if action.kind in _SERVICE_KINDS:
+                ok, message = await self._service_action(action)
+            elif action.kind is ActionKind.WORKLOAD_MIGRATE:
                 ok, message = await self._migrate(action.target_id)
             else:
                 ok, message = await self._node_action(action)
-        except (ApiStatus, Fenced) as err:
+        except (ApiStatus, Fenced, ServiceRefused) as err:
             ok, message = False, str(err)
         log = logger.info if ok else logger.warning
         log("kubernetes %s %s: %s", action.kind, action.target_id, message)
@@ -188,6 +205,11 @@ class KubernetesDriver:
     async def close(self) -> None:
         """Close the HTTP client."""
         await self._http.aclose()
+
+    async def _service_action(self, action: Action) -> tuple[bool, str]:
+        if action.target_id not in self.services.services:
+            return False, f"{action.target_id!r} is not a service mapped to a workload of {self.cluster_id}"
+        return True, await self.services.apply(action)
 
     # ---- nodes ----------------------------------------------------------------------------
     async def _node_action(self, action: Action) -> tuple[bool, str]:
