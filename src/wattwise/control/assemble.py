@@ -21,6 +21,7 @@ from wattwise.act.interlocks import (
 from wattwise.control.loop import Controller
 from wattwise.control.pipeline import StoreJournal, StorePipeline
 from wattwise.control.planner import PolicyPlanner
+from wattwise.control.processors import ProcessorWatch
 from wattwise.decide.allocation import MilpAllocationPolicy
 from wattwise.decide.base import EfficiencyCurves, Policy, PowerState
 from wattwise.decide.cooling import HeatFollowingCoolingPolicy
@@ -78,8 +79,9 @@ def default_policies() -> list[Policy[PowerState]]:
     2N pair on mains where that loses less, feed sides balanced, spread over all PSUs on
     battery); predictive migration away from feeds, racks, racklets and nodes forecast to
     overload or fail; cooling set-points that follow heat, leak isolation and shift-or-cap
-    before a thermal trip. (Event-processor shifting decides on processor state, not power
-    state; the controller does not run it yet.)
+    before a thermal trip. Event-processor shifting decides on processor state, not power
+    state: the planner runs it after these when the site has event processors
+    (:class:`~wattwise.control.processors.ProcessorWatch`).
     """
     return [
         MilpAllocationPolicy(time_limit_s=0.5),
@@ -143,7 +145,12 @@ def assemble(
         token=token,
     )
     planner = PolicyPlanner(
-        graph, index, policies or default_policies(), curves=efficiency_curves(index), periods_s=DEFAULT_PERIODS_S
+        graph,
+        index,
+        policies or default_policies(),
+        curves=efficiency_curves(index),
+        periods_s=DEFAULT_PERIODS_S,
+        processors=ProcessorWatch(site, index.server_ids) if site.event_processors else None,
     )
     controller = Controller(
         drivers,

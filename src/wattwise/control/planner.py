@@ -21,7 +21,9 @@ from wattwise.act.actuator import Verdict
 from wattwise.act.base import Phase
 from wattwise.act.interlocks import InterlockContext
 from wattwise.control.loop import LatestValues
+from wattwise.control.processors import ProcessorWatch
 from wattwise.decide.base import EfficiencyCurves, Policy, PowerState, SiteForecast
+from wattwise.decide.event_shift import DisruptionShiftPolicy
 from wattwise.decide.index import SiteIndex
 from wattwise.model.graph import SiteGraph
 from wattwise.model.values import ActionKind, Decision
@@ -64,6 +66,10 @@ class PolicyPlanner:
         forecaster: Baseline forecaster.
         periods_s: Policy name → least seconds between its runs (others run every decision;
             every policy runs at once on an event).
+        processors: Event processors' heartbeat detectors and partition owners (``None``:
+            no processor shifting).
+        shift_policy: The event-processor shifting policy, run after the power policies on
+            every decision when ``processors`` is given.
     """
 
     def __init__(
@@ -74,8 +80,12 @@ class PolicyPlanner:
         curves: EfficiencyCurves | None = None,
         forecaster: PeakForecaster | None = None,
         periods_s: dict[str, float] | None = None,
+        processors: ProcessorWatch | None = None,
+        shift_policy: DisruptionShiftPolicy | None = None,
     ) -> None:
         self.graph = graph
+        self.processors = processors
+        self.shift_policy = shift_policy or (DisruptionShiftPolicy() if processors is not None else None)
         self.index = index
         self.policies = tuple(policies)
         self.curves = curves
@@ -103,6 +113,8 @@ class PolicyPlanner:
             and v.action.target_id in self._wl_pos
             and v.action.dest_id in self._srv_pos
         ]
+        if self.processors is not None:
+            self.processors.observe_verdicts(verdicts)
         if not moved:
             return
         wl_server = self.index.wl_server.copy()
@@ -145,7 +157,28 @@ class PolicyPlanner:
             self.policy_errors.pop(policy.name, None)
             actions = tuple(a.model_copy(update={"decision_id": f"{policy.name}@{decision_id}"}) for a in d.actions)
             decisions.append(d.model_copy(update={"actions": actions}))
+        shift = self._shift(latest, now_s, decision_id)
+        if shift is not None:
+            decisions.append(shift)
         return decisions, self.context(state, latest, now_s, event)
+
+    def _shift(self, latest: LatestValues, now_s: float, decision_id: str) -> Decision | None:
+        """Event-processor shifting on the processors' own state (never stops the power policies)."""
+        if self.processors is None or self.shift_policy is None:
+            return None
+        name = self.shift_policy.name
+        try:
+            self.processors.observe(latest)
+            pstate = self.processors.state(latest, now_s)
+            forecast = SiteForecast(processor_failure_prob=self.processors.failure_prob(now_s))
+            d = self.shift_policy.decide(pstate, forecast)
+        except Exception as err:  # a broken detector must not silence the power policies
+            logger.exception("policy %s failed", name)
+            self.policy_errors[name] = f"{type(err).__name__}: {err}"
+            return None
+        self.policy_errors.pop(name, None)
+        actions = tuple(a.model_copy(update={"decision_id": f"{name}@{decision_id}"}) for a in d.actions)
+        return d.model_copy(update={"actions": actions})
 
     def context(self, state: PowerState, latest: LatestValues, now_s: float, event: str | None) -> InterlockContext:
         """Headroom per chain node and power per service, for the interlocks."""

@@ -57,7 +57,7 @@ class GreedyAllocationPolicy:
     ...                     ups_charge_frac=[0.6] * 2)
     >>> d = GreedyAllocationPolicy().decide(outage, SiteForecast())
     >>> d.status.value, [a.target_id for a in d.actions if a.kind.value == "service_shed"]
-    ('ok', ['svc-0006', 'svc-0007', 'svc-0004', 'svc-0005', 'svc-0003'])
+    ('ok', ['svc-0006', 'svc-0007', 'svc-0004', 'svc-0005', 'svc-0002', 'svc-0003'])
     >>> back = outage.with_(feed_available=None, service_level_frac=[1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0])
     >>> d = GreedyAllocationPolicy().decide(back, SiteForecast())
     >>> [(a.target_id, a.not_before_s) for a in d.actions if a.kind.value == "service_restore"]
@@ -138,7 +138,7 @@ class MilpAllocationPolicy(GreedyAllocationPolicy):
     ...                     ups_charge_frac=[0.6] * 2)
     >>> d = MilpAllocationPolicy().decide(outage, SiteForecast())
     >>> d.status.value, len([a for a in d.actions if a.kind.value == "service_shed"])
-    ('ok', 5)
+    ('ok', 6)
     """
 
     name = "milp_allocation"

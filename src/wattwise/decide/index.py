@@ -41,8 +41,10 @@ class SiteIndex:
         server_peak_w: Peak power per server, W.
         server_rack: Rack index per server.
         server_bus: DC bus index per server (-1: none).
-        server_switchable: Whether a server has its own PSUs (it can be powered off at its
-            outlets; racklet-fed servers share rectifiers and cannot).
+        server_switchable: Whether wattwise may power a server off at its outlets: it has its
+            own PSUs (racklet-fed servers share rectifiers) and hosts no event processor (a
+            processor is no service the allocation sheds; powering its host off would stop its
+            partitions).
         psu_ids: PSU ids (servers' PSUs, then racklets' rectifiers).
         psu_outlet_ids: Outlet id feeding each PSU.
         psu_bus: Bus index per PSU.
@@ -167,12 +169,16 @@ def _power_arrays(site: Site, g: SiteGraph) -> dict[str, Any]:
     n_feed, n_ats, n_ups = len(site.feeds), len(site.ats), len(site.ups)
     kind = np.repeat(np.arange(4), [n_feed, n_ats, n_ups, len(site.pdus)])
     rt = site.runtime_targets
+    ep_hosts = {e.server for e in site.event_processors}
     return {
         "server_ids": g.server_ids,
         "server_idle_w": g.server_idle_w.copy(),
         "server_peak_w": g.server_peak_w.copy(),
         "server_bus": g.server_bus.copy(),
-        "server_switchable": np.array([bool(s.psus) for s in site.servers], dtype=bool),
+        "server_switchable": np.array(
+            [bool(s.psus) and s.id not in ep_hosts for s in site.servers],
+            dtype=bool,
+        ),
         "psu_ids": g.psu_ids,
         "psu_outlet_ids": tuple(p.input for p in psus),
         "psu_bus": g.psu_bus.copy(),

@@ -1,0 +1,33 @@
+"""Event-processor hosts stay powered through a power event (their partitions would stop)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from wattwise.decide.allocation import GreedyAllocationPolicy
+from wattwise.decide.base import PowerState, SiteForecast
+from wattwise.decide.index import SiteIndex
+from wattwise.model.generate import SiteSpec, generate_site
+from wattwise.model.values import ActionKind
+
+
+def test_servers_hosting_event_processors_are_never_switched_off() -> None:
+    site = generate_site(SiteSpec(servers=40, servers_per_rack=10, services=8, seed=3))
+    assert site.event_processors, "the generated site needs event processors"
+    ix = SiteIndex.from_site(site)
+    hosts = {e.server for e in site.event_processors}
+    for i, s in enumerate(site.servers):
+        assert ix.server_switchable[i] == (bool(s.psus) and s.id not in hosts)
+    # Deep outage: every UPS on battery with little charge left; everything but critical goes.
+    n_ups = len(ix.ups_node)
+    state = PowerState(
+        index=ix,
+        server_power_w=ix.server_peak_w * 0.8,
+        feed_available=[False] * len(site.feeds),
+        ups_charge_frac=np.full(n_ups, 0.15),
+    )
+    d = GreedyAllocationPolicy().decide(state, SiteForecast())
+    off = {a.target_id for a in d.actions if a.kind is ActionKind.OUTLET_OFF}
+    assert off, "the outage should power some server off"
+    host_outlets = {p.input for s in site.servers if s.id in hosts for p in s.psus}
+    assert not off & host_outlets
