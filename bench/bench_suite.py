@@ -23,17 +23,23 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from wattwise.act.actuator import Verdict
+from wattwise.act.base import Phase
 from wattwise.control.assemble import efficiency_curves
+from wattwise.control.loop import LatestValues
 from wattwise.control.planner import PeakForecaster
+from wattwise.control.processors import ProcessorWatch
 from wattwise.decide.allocation import GreedyAllocationPolicy, MilpAllocationPolicy
-from wattwise.decide.base import NO_FORECAST, EfficiencyCurves, PowerState
+from wattwise.decide.base import NO_FORECAST, EfficiencyCurves, PowerState, SiteForecast
 from wattwise.decide.baselines import NutShutdownAllPolicy, ReactiveThresholdPolicy, SeedGreedyPolicy
 from wattwise.decide.cooling import HeatFollowingCoolingPolicy
+from wattwise.decide.event_shift import DisruptionShiftPolicy
 from wattwise.decide.index import SiteIndex
 from wattwise.decide.load_sharing import CurveLoadSharingPolicy
 from wattwise.decide.migration import PredictiveMigrationPolicy
 from wattwise.model.generate import SiteSpec, generate_site
-from wattwise.model.values import ActionKind, Decision
+from wattwise.model.site import Site
+from wattwise.model.values import Action, ActionKind, Decision
 from wattwise.sim.outcome import Outcome
 from wattwise.sim.runner import RunResult, build_twin, run_scenario
 from wattwise.sim.scenario import CapacityOverride, Scenario, load_scenario, scenario_site
@@ -125,6 +131,9 @@ class Hook:
         """The contestant's decisions for this poll."""
         raise NotImplementedError
 
+    def acked(self, action: Action) -> None:
+        """The twin accepted ``action`` (contestants that track ownership override this)."""
+
     def __call__(self, twin: Twin, t_s: float) -> None:
         """Read the twin, decide, act."""
         w0, c0 = time.perf_counter(), time.process_time()
@@ -137,6 +146,8 @@ class Hook:
             self.action_kinds[a.kind.value] = self.action_kinds.get(a.kind.value, 0) + 1
             if not twin.apply(a).ok:
                 self.actions_refused += 1
+            else:
+                self.acked(a)
 
 
 @dataclass
@@ -155,10 +166,12 @@ class WattwiseHook(Hook):
     """The wattwise policy set, in the planner's order, each at its own period (all on an event).
 
     allocation (every poll) → PSU load sharing (300 s) → predictive migration (30 s) →
-    heat-following cooling (every poll). Forecast: the controller's own baseline
-    (:class:`PeakForecaster`: recent peak + 5 %) plus PSU failure probabilities from the
-    degradation trend. ``migrate=False`` is the no-migration ablation (migration policy off,
-    migrations proposed by the cooling policy dropped).
+    heat-following cooling (every poll), then event-processor shifting (every poll) exactly as
+    the controller runs it: :class:`ProcessorWatch` (heartbeat detectors fitted on each
+    processor's first 120 s of twin readings) feeds :class:`DisruptionShiftPolicy`. Forecast:
+    the controller's own baseline (:class:`PeakForecaster`: recent peak + 5 %) plus PSU failure
+    probabilities from the degradation trend. ``migrate=False`` is the no-migration ablation
+    (migration policy off, migrations proposed by the cooling policy dropped).
     """
 
     milp: bool = False
@@ -168,8 +181,13 @@ class WattwiseHook(Hook):
     policies: list[tuple[Any, float]] = field(default_factory=list)
     last_run_s: dict[str, float] = field(default_factory=dict)
     last_event_key: tuple[int, ...] = ()
+    site: Site | None = None
+    processors: ProcessorWatch | None = None
+    shift: DisruptionShiftPolicy = field(default_factory=DisruptionShiftPolicy)
 
     def __post_init__(self) -> None:
+        if self.site is not None and self.site.event_processors:
+            self.processors = ProcessorWatch(self.site, self.ix.server_ids)
         alloc: Any = MilpAllocationPolicy(time_limit_s=0.5) if self.milp else GreedyAllocationPolicy()
         self.policies = [
             (alloc, 0.0),
@@ -207,7 +225,24 @@ class WattwiseHook(Hook):
                 kept = tuple(a for a in d.actions if a.kind is not ActionKind.WORKLOAD_MIGRATE)
                 d = d.model_copy(update={"actions": kept})
             out.append(d)
+        if self.processors is not None:
+            out.append(self._shift(twin, state.t_s))
         return out
+
+    def _shift(self, twin: Twin, t_s: float) -> Decision:
+        """Partition moves off processors the heartbeat detectors flag (the controller's path)."""
+        assert self.processors is not None
+        latest = LatestValues()
+        for r in twin.readings(kinds=["processor"]):
+            latest.values[(r.device_id, r.metric)] = (r.value, r.t_s)
+        self.processors.observe(latest)
+        pstate = self.processors.state(latest, t_s)
+        return self.shift.decide(pstate, SiteForecast(processor_failure_prob=self.processors.failure_prob(t_s)))
+
+    def acked(self, action: Action) -> None:
+        """Acknowledged partition moves change owners."""
+        if self.processors is not None and action.kind is ActionKind.PARTITION_MOVE:
+            self.processors.observe_verdicts([Verdict(action, Phase.ACKED)])
 
 
 def make_hook(name: str, twin: Twin, *, milp: bool = False) -> Hook:
@@ -215,9 +250,9 @@ def make_hook(name: str, twin: Twin, *, milp: bool = False) -> Hook:
     ix = SiteIndex.from_site(twin.site)
     curves = efficiency_curves(ix)
     if name == "wattwise":
-        return WattwiseHook(name, ix, curves, milp=milp)
+        return WattwiseHook(name, ix, curves, milp=milp, site=twin.site)
     if name == "no_migration":
-        return WattwiseHook(name, ix, curves, milp=milp, migrate=False)
+        return WattwiseHook(name, ix, curves, milp=milp, migrate=False, site=twin.site)
     policy: Any = {
         "nut_shutdown_all": NutShutdownAllPolicy,
         "reactive_threshold": ReactiveThresholdPolicy,

@@ -598,7 +598,10 @@ def write_report(
         "shed/throttle by tier and dependency layer, restore in dependency order), `CurveLoadSharingPolicy` "
         "(every 300 s or at once on an event), `PredictiveMigrationPolicy` (every 30 s or on an event), "
         "`HeatFollowingCoolingPolicy` (every poll: leak isolation, set-points, shift/cap before a thermal "
-        "trip). Forecast: the controller's baseline `PeakForecaster` (recent 5-min peak + 5 %) and PSU failure "
+        "trip), then `DisruptionShiftPolicy` (every poll) fed as the controller feeds it: `ProcessorWatch` "
+        "fits a heartbeat detector per event processor on its first 120 s of twin readings (heartbeat gap, "
+        "lag) and gives each processor's failure probability. Forecast: the controller's baseline "
+        "`PeakForecaster` (recent 5-min peak + 5 %) and PSU failure "
         "probability from each unit's degradation trend, **read from the twin's degradation rate** (an "
         "idealised stand-in for a ripple/temperature trend predictor: an advantage no baseline gets, and "
         "only load sharing/migration use it). The hook uses the greedy allocator, not the production default "
@@ -642,9 +645,9 @@ def write_report(
         "",
         *_variant_rows(plan),
         "",
-        "Known gaps, stated rather than hidden: no contestant has an event-processor policy in the loop "
-        "(`DisruptionShiftPolicy` needs a processor state from the twin that no adapter builds yet), so "
-        "scenario 004's SLA misses are the same for all; no contestant acts on price (the cost-aware "
+        "Known gaps, stated rather than hidden: only wattwise moves event-processor partitions (the "
+        "baselines are what sites run on power, and none of them watches processors); no contestant acts "
+        "on price (the cost-aware "
         "deferral policy is not in the set); ratios are wattwise ÷ baseline of the mean over seeds "
         "(`=` both zero, `∞` baseline zero and wattwise not).",
         "",
