@@ -2,8 +2,8 @@
 
 Run: ``.venv/bin/python bench/benchmark.py [--quick] [--out DIR] [--workers N]`` or
 ``wattwise bench [--quick] [--out DIR]``. The full suite runs every scenario of ``scenarios/``
-(shortened, see the report) at the 2 000-server example site (2 seeds) and a 10 000-server
-generated site (1 seed) with five contestants on identical scenarios and seeds, plus the
+(shortened, see the report) at the 2 000-server example site (3 seeds) and a 10 000-server
+generated site (2 seeds) with five contestants on identical scenarios and seeds, plus the
 long outage once through the full controller. Writes ``DIR/benchmark.md``,
 ``DIR/benchmark_timeline_*.png``, ``DIR/benchmark_latency.png`` and ``DIR/benchmark.json``.
 ``--quick`` runs a reduced suite (400-server generated site, 4 scenarios, wattwise and NUT
@@ -71,7 +71,7 @@ class Plan:
 
 def full_plan() -> Plan:
     """The full suite."""
-    return Plan(False, SUITE, ((2000, (1, 2)), (10000, (1,))), CONTESTANTS, True)
+    return Plan(False, SUITE, ((2000, (1, 2, 3)), (10000, (1, 2))), CONTESTANTS, True)
 
 
 def quick_plan() -> Plan:
