@@ -6,12 +6,17 @@ from pathlib import Path
 
 import pytest
 
+from wattwise.cli.run_cmd import UNROUTED_SHEDS, unrouted_warning
 from wattwise.drivers.endpoint_drivers import build_drivers
 from wattwise.drivers.endpoint_rules import check_endpoints_text, load_endpoints
 from wattwise.drivers.endpoints import EndpointsValidationError, scheme_of
+from wattwise.drivers.kubernetes import KubernetesDriver
+from wattwise.drivers.kubernetes_services import WorkloadRef
 from wattwise.drivers.modbus import ModbusRackletDriver
 from wattwise.drivers.nut import NutDriver
 from wattwise.drivers.redfish import RedfishDriver
+from wattwise.drivers.slurm import SlurmDriver
+from wattwise.drivers.slurm_services import JobSelector
 from wattwise.drivers.snmp import SnmpPduDriver
 from wattwise.model.loader import load_site
 from wattwise.model.problems import Problem, Severity
@@ -248,14 +253,35 @@ def test_shipped_example_covers_its_site() -> None:
         load_endpoints(REPO / "examples" / "endpoints" / "single-rack.yaml", site, environ={})
 
 
+async def test_shipped_example_maps_every_service() -> None:
+    site = load_site(REPO / "examples" / "single-rack.yaml")
+    loaded = load_endpoints(REPO / "examples" / "endpoints" / "single-rack.yaml", site, environ=EXAMPLE_ENV)
+    built = build_drivers(loaded, site, EXAMPLE_ENV)
+    try:
+        assert built.can_shed() and built.unrouted_services == ()
+        assert unrouted_warning(built) == ""
+        k8s = built.services["svc-0000"]
+        assert isinstance(k8s, KubernetesDriver) and k8s.name == "kubernetes:rack-k8s"
+        assert k8s.services.services["svc-0000"] == WorkloadRef("statefulset", "payments", "ledger-db")
+        throttle = Action(kind=ActionKind.THROTTLE, target_id="svc-0002", value=0.5)
+        assert built.route(throttle) is k8s
+    finally:
+        await built.close()
+
+
 async def test_can_shed_only_with_a_driver_for_service_actions(pod: Site, tmp_path: Path) -> None:
     path = tmp_path / FILE
     path.write_text(VALID)
     built = build_drivers(load_endpoints(path, pod, environ=ENV), pod, ENV)
     try:
         assert not built.can_shed()  # NUT, SNMP, Redfish, Modbus: none sheds a service
-        built.polled.append((_Orchestrator(), 5.0))
+        orchestrator = _Orchestrator()
+        built.polled.append((orchestrator, 5.0))
+        assert not built.can_shed()  # it could, but no service is mapped to it
+        built.services["svc-0001"] = orchestrator
         assert built.can_shed()
+        assert built.route(Action(kind=ActionKind.SERVICE_SHED, target_id="svc-0001")) is orchestrator
+        assert built.route(Action(kind=ActionKind.SERVICE_SHED, target_id="svc-0002")) is None  # unmapped
     finally:
         await built.close()
 
@@ -276,3 +302,104 @@ class _Orchestrator:
 
     async def close(self) -> None:
         return None
+
+
+SERVICES = """\
+site: racklet-pod
+endpoints:
+  - url: slurm://local
+    cluster: hpc
+    services:
+      svc-0006: {partition: batch}
+      svc-0007: {account: render, qos: low, shed: requeue_hold}
+  - url: kubernetes+https://10.0.0.1:6443
+    cluster: k1
+    services:
+      svc-0001: {deployment: shop/web}
+      svc-0000: {statefulset: db/ledger}
+"""
+
+
+async def test_services_are_routed_to_the_endpoint_that_maps_them(pod: Site) -> None:
+    loaded, problems = check_endpoints_text(SERVICES, pod, FILE, Path("."), ENV)
+    assert loaded is not None, [str(p) for p in problems]
+    assert loaded.services == {"svc-0006": 0, "svc-0007": 0, "svc-0001": 1, "svc-0000": 1}
+    built = build_drivers(loaded, pod, ENV)
+    try:
+        slurm, k8s = built.drivers
+        assert isinstance(slurm, SlurmDriver) and isinstance(k8s, KubernetesDriver)
+        assert slurm.services == {
+            "svc-0006": JobSelector(partition="batch"),
+            "svc-0007": JobSelector(account="render", qos="low", shed="requeue_hold"),
+        }
+        assert k8s.services.services["svc-0001"] == WorkloadRef("deployment", "shop", "web")
+        for kind in (ActionKind.SERVICE_SHED, ActionKind.SERVICE_RESTORE, ActionKind.THROTTLE):
+            assert built.route(Action(kind=kind, target_id="svc-0006", value=0.5)) is slurm
+            assert built.route(Action(kind=kind, target_id="svc-0001", value=0.5)) is k8s
+            assert built.route(Action(kind=kind, target_id="svc-0002", value=0.5)) is None  # mapped by none
+        assert built.can_shed()
+        assert built.unrouted_services == ("svc-0002", "svc-0003", "svc-0004", "svc-0005") + tuple(
+            f"svc-{n:04d}" for n in range(8, 12)
+        )
+        warning = unrouted_warning(built)
+        assert warning.startswith("warning: 8 of 12 services are mapped by no endpoint")
+        assert warning.endswith("svc-0002, svc-0003, svc-0004, svc-0005, svc-0008, svc-0009, svc-0010, svc-0011")
+    finally:
+        await built.close()
+
+
+async def test_no_service_mapping_keeps_the_armed_warning(pod: Site) -> None:
+    loaded, _ = check_endpoints_text(VALID, pod, FILE, Path("."), ENV)
+    assert loaded is not None
+    built = build_drivers(loaded, pod, ENV)
+    try:
+        assert unrouted_warning(built) == UNROUTED_SHEDS
+    finally:
+        await built.close()
+
+
+@pytest.mark.parametrize(
+    ("mapping", "path", "rule", "message"),
+    [
+        ("svc-9999: {partition: batch}", "endpoints[0].services.svc-9999", "unknown-service",
+         "'svc-9999' is not a service of site racklet-pod"),
+        ("r00001-s1: {partition: batch}", "endpoints[0].services.r00001-s1", "unknown-service",
+         "'r00001-s1' is a server, not a service of site racklet-pod"),
+        ("svc-0006: {partition: batch}", "endpoints[1].services.svc-0006", "duplicate-service",
+         "'svc-0006' is already mapped by endpoints[0] (slurm)"),
+        ("svc-0002: {shed: suspend}", "endpoints[0].services.svc-0002", "invalid-value",
+         "a service needs at least one of partition, account, qos, name"),
+        ("svc-0002: {partition: batch, shed: kill}", "endpoints[0].services.svc-0002.shed", "not-allowed",
+         "(got 'kill')"),
+    ],
+)  # fmt: skip
+def test_service_mapping_errors_name_file_endpoint_and_field(
+    pod: Site, mapping: str, path: str, rule: str, message: str
+) -> None:
+    text = (
+        "site: racklet-pod\nendpoints:\n"
+        f"  - url: slurm://local\n    cluster: hpc\n    services:\n      svc-0005: {{name: web}}\n      {mapping}\n"
+        "  - url: kubernetes+https://10.0.0.1:6443\n    cluster: k1\n    services:\n"
+        "      svc-0006: {deployment: shop/web}\n"
+    )
+    problem = _only(_errors(text, pod))
+    assert (problem.file, problem.path, problem.rule) == (FILE, path, rule), str(problem)
+    assert message in problem.message
+    assert problem.line is not None
+
+
+@pytest.mark.parametrize(
+    ("service", "path"),
+    [
+        ("{deployment: shop/web, statefulset: db/x}", "endpoints[0].services.svc-0001"),
+        ("{deployment: web}", "endpoints[0].services.svc-0001.deployment"),
+        ("{daemonset: kube-system/aws-node}", "endpoints[0].services.svc-0001.daemonset"),
+    ],
+)
+def test_kubernetes_service_shapes(pod: Site, service: str, path: str) -> None:
+    text = (
+        "site: racklet-pod\nendpoints:\n  - url: kubernetes+https://10.0.0.1:6443\n    cluster: k1\n"
+        f"    services:\n      svc-0001: {service}\n"
+    )
+    problem = _only(_errors(text, pod))
+    assert problem.path == path and problem.file == FILE, str(problem)

@@ -170,8 +170,10 @@ async def _wire(site: Site, loaded: LoadedEndpoints, store: DuckDBStore, mode: M
     tune_gc_for_controller()
     run = Running(site, loaded, built, polled, assembly, store, mode)
     assembly.controller.listeners.append(run.stats.take)
-    if mode is Mode.ARMED and site.services and not built.can_shed():
-        err_console.print(UNROUTED_SHEDS, style="yellow", markup=False)
+    if mode is Mode.ARMED and site.services:
+        warning = unrouted_warning(built)
+        if warning:
+            err_console.print(warning, style="yellow", markup=False)
     return run
 
 
@@ -179,6 +181,20 @@ UNROUTED_SHEDS = (
     "warning: no endpoint can shed, restore or throttle services: those actions will fail, while "
     "outlet and PSU actions of the same decisions are still sent (docs/endpoints.md, 'Polling and acting')"
 )
+
+
+def unrouted_warning(built: BuiltDrivers) -> str:
+    """The start-up warning about services no endpoint maps (empty when every one is mapped)."""
+    if not built.can_shed():
+        return UNROUTED_SHEDS
+    missing = built.unrouted_services
+    if not missing:
+        return ""
+    shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
+    return (
+        f"warning: {len(missing)} of {len(built.site_services)} services are mapped by no endpoint "
+        f"('services' in the endpoints file), so they cannot be shed, restored or throttled: {shown}"
+    )
 
 
 def _load(site_path: Path, endpoints_path: Path, mode: str) -> tuple[Site, LoadedEndpoints, Mode]:

@@ -3,7 +3,9 @@
 Each endpoint becomes one protocol driver (an upsd with several devices becomes one
 :class:`NutDriver` per device, sharing nothing but the address). :class:`BuiltDrivers` keeps
 each driver's poll period and which site ids it can act on, so the controller's router sends
-an action to the driver that owns its target.
+an action to the driver that owns its target. A service action goes only to the orchestrator
+endpoint that maps the service (``services`` in the file), never to another driver that happens
+to support the kind.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ from wattwise.drivers.snmp import SnmpPduDriver, SnmpTarget
 from wattwise.model.site import Site
 from wattwise.model.values import Action, ActionKind
 
+_SERVICE_KINDS = frozenset({ActionKind.SERVICE_SHED, ActionKind.SERVICE_RESTORE, ActionKind.THROTTLE})
+
 
 @dataclass
 class BuiltDrivers:
@@ -49,11 +53,15 @@ class BuiltDrivers:
     Attributes:
         polled: ``(driver, poll_period_s)`` for every driver.
         routes: Site id → the driver that can act on it.
+        services: Site service id → the orchestrator driver that sheds, restores and throttles it.
+        site_services: Every service id of the site.
     """
 
     polled: list[tuple[Driver, float]] = field(default_factory=list)
     routes: dict[str, Driver] = field(default_factory=dict)
     snmp_engine: SnmpEngine | None = None
+    services: dict[str, Driver] = field(default_factory=dict)
+    site_services: tuple[str, ...] = ()
 
     @property
     def drivers(self) -> list[Driver]:
@@ -61,16 +69,30 @@ class BuiltDrivers:
         return [d for d, _ in self.polled]
 
     def route(self, action: Action) -> Driver | None:
-        """The driver owning the action's target, else the first that supports its kind."""
+        """The driver owning the action's target, else the first that supports its kind.
+
+        A service's shed, restore or throttle goes to the driver mapping it, or nowhere.
+        """
+        if action.kind in _SERVICE_KINDS and action.target_id in self.services:
+            return self.services[action.target_id]
+        if action.kind in _SERVICE_KINDS and (
+            action.kind is not ActionKind.THROTTLE or action.target_id in self.site_services
+        ):
+            return None
         owner = self.routes.get(action.target_id)
         if owner is not None and owner.supports(action.kind):
             return owner
         return next((d for d in self.drivers if d.supports(action.kind)), None)
 
     def can_shed(self) -> bool:
-        """Whether some driver can shed and restore services."""
+        """Whether at least one service is mapped to a driver that can shed and restore it."""
         kinds = (ActionKind.SERVICE_SHED, ActionKind.SERVICE_RESTORE)
-        return any(all(d.supports(k) for k in kinds) for d in self.drivers)
+        return any(all(d.supports(k) for k in kinds) for d in self.services.values())
+
+    @property
+    def unrouted_services(self) -> tuple[str, ...]:
+        """Site services no endpoint maps: their sheds, restores and throttles cannot be sent."""
+        return tuple(s for s in self.site_services if s not in self.services)
 
     async def close(self) -> None:
         """Close every driver."""
@@ -164,6 +186,7 @@ def _modbus(ep: ModbusSpec, cx: _Context) -> list[tuple[Driver, list[str]]]:
 
 def _kubernetes(ep: KubernetesSpec, cx: _Context) -> list[tuple[Driver, list[str]]]:
     from wattwise.drivers.kubernetes import KubernetesDriver
+    from wattwise.drivers.kubernetes_services import WorkloadKind, WorkloadRef
 
     parts = urlsplit(ep.url)
     base = f"{parts.scheme.lower().removeprefix('kubernetes+')}://{parts.netloc}{parts.path}".rstrip("/")
@@ -171,15 +194,25 @@ def _kubernetes(ep: KubernetesSpec, cx: _Context) -> list[tuple[Driver, list[str
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=ep.tls.ca_file) if ep.tls.verify else False
     client = httpx.AsyncClient(base_url=base, headers=headers, verify=verify)
-    driver = KubernetesDriver(ep.cluster, base, node_ids=ep.nodes, client=client, retry=cx.retry(ep))
+    services = {}
+    for sid, svc in ep.services.items():
+        kind: WorkloadKind = "deployment" if svc.deployment is not None else "statefulset"
+        namespace, _, name = (svc.deployment or svc.statefulset or "").partition("/")
+        services[sid] = WorkloadRef(kind, namespace, name)
+    driver = KubernetesDriver(ep.cluster, base, node_ids=ep.nodes, client=client, retry=cx.retry(ep), services=services)
     driver.name = f"kubernetes:{ep.cluster}"
     return [(driver, list(ep.nodes.values()))]
 
 
 def _slurm(ep: SlurmSpec, cx: _Context) -> list[tuple[Driver, list[str]]]:
     from wattwise.drivers.slurm import SlurmDriver
+    from wattwise.drivers.slurm_services import JobSelector
 
-    driver = SlurmDriver(ep.cluster, ep.conf_path, ep.nodes, ep.bin_dir, retry=cx.retry(ep))
+    services = {
+        sid: JobSelector(partition=s.partition, account=s.account, qos=s.qos, name=s.name, shed=s.shed)
+        for sid, s in ep.services.items()
+    }
+    driver = SlurmDriver(ep.cluster, ep.conf_path, ep.nodes, ep.bin_dir, retry=cx.retry(ep), services=services)
     driver.name = f"slurm:{ep.cluster}"
     return [(driver, list(ep.nodes.values()))]
 
@@ -223,7 +256,7 @@ def build_drivers(
         ConfigError: A secret vanished between validation and now.
     """
     cx = _Context(loaded, site, default_environ() if environ is None else environ)
-    built = BuiltDrivers()
+    built = BuiltDrivers(site_services=tuple(s.id for s in site.services))
     for i, ep in enumerate(loaded.spec.endpoints):
         if only is not None and i not in only:
             continue
@@ -231,5 +264,7 @@ def build_drivers(
             built.polled.append((driver, cx.period_s(ep)))
             for device_id in ids:
                 built.routes.setdefault(device_id, driver)
+            if isinstance(ep, KubernetesSpec | SlurmSpec):  # one driver each: it carries the services
+                built.services.update(dict.fromkeys(ep.services, driver))
     built.snmp_engine = cx.snmp_engine
     return built

@@ -4,10 +4,14 @@ Mappings a file leaves out default to the site's own order: a PDU's outlets by n
 SNMP), a racklet's PSUs in register order (Modbus). Redfish ids cannot be guessed (every BMC
 names its PSUs its own way), so unmapped Redfish PSUs keep ``<device>/<Id>`` and the
 controller's validator rejects them as unknown devices: map them in the file.
+
+Services have no default: a service is shed only through the orchestrator endpoint that maps it
+(``services``), and one service is mapped by one endpoint at most.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +31,7 @@ from wattwise.drivers.endpoints import (
     located,
     parse_endpoints,
     reveal_all,
+    scheme_of,
 )
 from wattwise.model.problems import Problem, Severity
 from wattwise.model.site import Site
@@ -43,7 +48,10 @@ _ALLOWED = {
 
 
 def site_kinds(site: Site) -> dict[str, str]:
-    """Site id → its kind (``ups``, ``ats``, ``pdu``, ``outlet``, ``server``, ``psu``, ``racklet``, ``workload``)."""
+    """Site id → its kind.
+
+    Kinds: ``ups``, ``ats``, ``pdu``, ``outlet``, ``server``, ``psu``, ``racklet``, ``workload``, ``service``.
+    """
     kinds = {u.id: "ups" for u in site.ups}
     kinds.update({a.id: "ats" for a in site.ats})
     for pdu in site.pdus:
@@ -56,6 +64,7 @@ def site_kinds(site: Site) -> dict[str, str]:
         kinds[racklet.id] = "racklet"
         kinds.update({p.id: "psu" for p in racklet.power.psus})
     kinds.update({w.id: "workload" for w in site.workloads})
+    kinds.update({s.id: "service" for s in site.services})
     return kinds
 
 
@@ -79,6 +88,29 @@ class Served:
     path: str
     kinds: tuple[str, ...]
     power: bool = True
+
+
+def service_problems(eps: tuple[EndpointSpec, ...], site: Site) -> tuple[list[Problem], dict[str, int]]:
+    """Mapped service ids that are not site services, or mapped twice; and which endpoint maps each."""
+    services = {s.id for s in site.services}
+    kinds = site_kinds(site)
+    problems: list[Problem] = []
+    owner: dict[str, int] = {}
+    for i, ep in enumerate(eps):
+        if not isinstance(ep, KubernetesSpec | SlurmSpec):
+            continue
+        for sid in ep.services:
+            path = f"endpoints[{i}].services.{sid}"
+            if sid not in services:
+                what = f" a {kinds[sid]}," if sid in kinds else ""
+                problems.append(Problem(path, "unknown-service", f"{sid!r} is{what} not a service of site {site.id}"))
+            elif sid in owner:
+                first = eps[owner[sid]]
+                where = f"endpoints[{owner[sid]}] ({scheme_of(first.url)})"
+                problems.append(Problem(path, "duplicate-service", f"{sid!r} is already mapped by {where}"))
+            else:
+                owner[sid] = i
+    return problems, owner
 
 
 def served(i: int, ep: EndpointSpec, site: Site) -> Iterator[Served]:
@@ -163,15 +195,17 @@ def check_endpoints_text(
         if spec.site != site.id:
             problems.append(Problem("site", "wrong-site", f"the file is for site {spec.site!r}, not {site.id!r}"))
         site_problems, owner = check_against_site(spec.endpoints, site)
+        mapping_problems, service_owner = service_problems(spec.endpoints, site)
         base = base_dir or Path(file).parent
-        problems += site_problems + reveal_all(spec, base, default_environ() if environ is None else environ)
+        secrets = reveal_all(spec, base, default_environ() if environ is None else environ)
+        problems += site_problems + mapping_problems + secrets
         missing, warnings = unobserved(site, owner)
         problems += warnings
-        result = LoadedEndpoints(spec, base, dict(owner), missing)
+        result = LoadedEndpoints(spec, base, dict(owner), missing, services=service_owner)
     out = located(problems, text, file)
     if result is None or any(p.severity is Severity.ERROR for p in out):
         return None, out
-    return LoadedEndpoints(result.spec, result.base_dir, result.served, result.unobserved, out), out
+    return dataclasses.replace(result, problems=out), out
 
 
 def load_endpoints(path: Path, site: Site, environ: Mapping[str, str] | None = None) -> LoadedEndpoints:

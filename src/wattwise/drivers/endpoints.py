@@ -5,12 +5,16 @@ names a URL in the ``wattwise probe`` schemes (``nut://``, ``snmp://``, ``redfis
 ``redfish+http://``, ``modbus://``; orchestrators ``kubernetes+https://``, ``slurm://``,
 ``libvirt+<libvirt URI>``), the site devices it serves, how the device's own names map to site
 ids, its poll period and timeouts, TLS options, and credentials as *references* (an environment
-variable or a file), never the secret itself. See ``docs/endpoints.md``.
+variable or a file), never the secret itself. Orchestrator endpoints may also map site
+services to what carries them (``services``: Slurm jobs by partition, account, QOS or name;
+Kubernetes Deployments or StatefulSets), so that services can be shed, restored and throttled.
+See ``docs/endpoints.md``.
 
 Problems are reported like ``wattwise validate`` reports site problems: file, line, YAML path
 and rule. Rules: the site-file rules for shape (``unknown-key``, ``missing-field``...), plus
-``bad-scheme``, ``unknown-device``, ``wrong-kind``, ``duplicate-device``, ``missing-secret``,
-``wrong-site`` and the warning ``unobserved`` (site devices no endpoint serves).
+``bad-scheme``, ``unknown-device``, ``wrong-kind``, ``duplicate-device``, ``unknown-service``,
+``duplicate-service``, ``missing-secret``, ``wrong-site`` and the warning ``unobserved`` (site
+devices no endpoint serves).
 """
 
 from __future__ import annotations
@@ -153,22 +157,58 @@ class ModbusSpec(_Endpoint):
     cooling: bool = True
 
 
+_K8S_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$"
+K8sRef = Annotated[str, Field(pattern=_K8S_NAME)]
+Selector = Annotated[str, Field(min_length=1)]
+
+
+class KubernetesService(_Frozen):
+    """The workload that carries one site service: ``namespace/name`` of exactly one kind."""
+
+    deployment: K8sRef | None = None
+    statefulset: K8sRef | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> KubernetesService:
+        if (self.deployment is None) == (self.statefulset is None):
+            raise ValueError("a service is {deployment: NS/NAME} or {statefulset: NS/NAME}, exactly one of them")
+        return self
+
+
+class SlurmService(_Frozen):
+    """The Slurm jobs of one site service (every field given must match) and how to shed them."""
+
+    partition: Selector | None = None
+    account: Selector | None = None
+    qos: Selector | None = None
+    name: Selector | None = None
+    shed: Literal["suspend", "requeue_hold"] = "suspend"
+
+    @model_validator(mode="after")
+    def _some(self) -> SlurmService:
+        if self.partition is None and self.account is None and self.qos is None and self.name is None:
+            raise ValueError("a service needs at least one of partition, account, qos, name")
+        return self
+
+
 class KubernetesSpec(_Endpoint):
-    """A Kubernetes API server; ``nodes`` maps node names to site server ids."""
+    """A Kubernetes API server; ``nodes`` maps node names to server ids, ``services`` service ids to workloads."""
 
     cluster: str
     token: SecretRef | None = None
     tls: Tls = Tls()
     nodes: dict[str, str] = Field(default_factory=dict)
+    services: dict[str, KubernetesService] = Field(default_factory=dict)
 
 
 class SlurmSpec(_Endpoint):
-    """A Slurm cluster reached through its local commands; ``nodes`` maps node names to server ids."""
+    """A Slurm cluster through its local commands; ``nodes`` maps node names, ``services`` service ids to jobs."""
 
     cluster: str
     conf_path: str | None = None
     bin_dir: str | None = None
     nodes: dict[str, str] = Field(default_factory=dict)
+    services: dict[str, SlurmService] = Field(default_factory=dict)
 
 
 class LibvirtSpec(_Endpoint):
@@ -239,6 +279,7 @@ class LoadedEndpoints:
         served: Site id → index of the endpoint serving it.
         unobserved: Site devices (UPS, ATS, PDUs, servers, racklets) no endpoint serves.
         problems: Warnings (errors raise instead).
+        services: Site service id → index of the orchestrator endpoint that maps it.
     """
 
     spec: EndpointsFile
@@ -246,6 +287,7 @@ class LoadedEndpoints:
     served: dict[str, int] = field(default_factory=dict)
     unobserved: tuple[str, ...] = ()
     problems: tuple[Problem, ...] = ()
+    services: dict[str, int] = field(default_factory=dict)
 
 
 class EndpointsValidationError(ConfigError):
