@@ -89,8 +89,13 @@ def act(kind: ActionKind, value: float | None = None, target: str = "svc-web") -
 
 
 def _available(readings: list[Any]) -> tuple[float, dict[str, str]]:
-    r = next(r for r in readings if r.device_id == "svc-web")
+    r = next(r for r in readings if r.device_id == "svc-web" and r.metric == "available")
     return r.value, dict(r.tags)
+
+
+def _level(readings: list[Any]) -> float:
+    """The service's ``throttle_frac``: the level the controller plans restores from."""
+    return float(next(r.value for r in readings if r.device_id == "svc-web" and r.metric == "throttle_frac"))
 
 
 async def test_shed_records_the_count_then_scales_to_zero_and_restore_scales_back() -> None:
@@ -110,6 +115,7 @@ async def test_shed_records_the_count_then_scales_to_zero_and_restore_scales_bac
     annotations = server.deployments[PATH]["metadata"]["annotations"]
     assert annotations == {"deployment.kubernetes.io/revision": "1", BEFORE_ANNOTATION: "1"}
     assert _available(await driver.read())[0] == 0.0
+    assert _level(await driver.read()) == 0.0  # shed: the controller will plan its restore
 
     again = await driver.apply(act(ActionKind.SERVICE_SHED, 0.0))
     assert again.ok and again.message.endswith("already at 0 of 1") and len(server.sent()) == 2
@@ -122,6 +128,7 @@ async def test_shed_records_the_count_then_scales_to_zero_and_restore_scales_bac
     ]
     assert server.deployments[PATH]["metadata"]["annotations"] == {"deployment.kubernetes.io/revision": "1"}
     assert _available(await driver.read())[0] == 1.0
+    assert _level(await driver.read()) == 1.0
     assert (await driver.apply(act(ActionKind.SERVICE_RESTORE))).message.endswith("already at 1 of 1")
 
 
@@ -139,6 +146,7 @@ async def test_throttle_scales_to_a_share_of_the_full_count() -> None:
     server.deployments[PATH]["spec"]["replicas"] = 4
     driver = make(server)
     assert (await driver.apply(act(ActionKind.THROTTLE, 0.5))).message.endswith("recorded 4 replicas, scaled 4 -> 2")
+    assert _level(await driver.read()) == 0.5
     assert (await driver.apply(act(ActionKind.THROTTLE, 0.3))).message.endswith("already at 2 of 4")  # ceil(1.2)
     assert (await driver.apply(act(ActionKind.THROTTLE, 0.25))).message.endswith("scaled 2 -> 1")
     assert (await driver.apply(act(ActionKind.SERVICE_SHED))).message.endswith("scaled 1 -> 0")

@@ -255,6 +255,11 @@ def _service(readings: list[Any], service_id: str) -> tuple[float, dict[str, str
     return r.value, dict(r.tags)
 
 
+def _level(readings: list[Any], service_id: str) -> float:
+    """The service's ``throttle_frac``: 0 while wattwise holds it shed (the restore is then planned)."""
+    return float(next(r.value for r in readings if r.device_id == service_id and r.metric == "throttle_frac"))
+
+
 async def test_shed_suspends_the_services_jobs_and_restore_resumes_them(clean: Cluster) -> None:
     driver = SlurmDriver("hpc", conf_path=str(clean.conf), services={"svc-batch": JobSelector(partition="batch")})
     etl1, etl2 = _batch(clean, "etl-1", "node1"), _batch(clean, "etl-2", "node2")
@@ -272,6 +277,7 @@ async def test_shed_suspends_the_services_jobs_and_restore_resumes_them(clean: C
     assert clean.job(other)[0] == "RUNNING"
     value, tags = _service(await driver.read(), "svc-batch")
     assert value == 0.0 and tags["suspended"] == "2" and tags["held"] == "2"  # its own hold and the person's
+    assert _level(await driver.read(), "svc-batch") == 0.0
     again = await driver.apply(act(ActionKind.SERVICE_SHED, "svc-batch"))
     assert again.ok and again.message.endswith("nothing to do")
 
@@ -282,6 +288,7 @@ async def test_shed_suspends_the_services_jobs_and_restore_resumes_them(clean: C
     assert state == "PENDING" and not reason.startswith("JobHeld")  # released, waits for its start time
     assert _state_reason(clean, manual)[1] == "JobHeldUser"  # not released
     assert _service(await driver.read(), "svc-batch")[0] == 1.0
+    assert _level(await driver.read(), "svc-batch") == 1.0
     again = await driver.apply(act(ActionKind.SERVICE_RESTORE, "svc-batch"))
     assert again.ok and again.message.endswith("nothing to do")
 

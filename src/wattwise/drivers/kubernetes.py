@@ -179,7 +179,7 @@ class KubernetesDriver:
             readings.append(Reading(self.node_ids.get(name, name), "available", available, t_s, tags=tags))
         for service_id in self.services.services:
             try:
-                readings.append(await self.services.read_one(service_id, t_s))
+                readings += await self.services.read_one(service_id, t_s)
             except ApiStatus as err:  # e.g. the workload was deleted: the service is down, say why
                 tags = (("error", str(err)),)
                 readings.append(Reading(service_id, "available", 0.0, t_s, Quality.BAD, tags))

@@ -18,8 +18,9 @@ ActionKind           API calls (``W`` = ``/apis/apps/v1/namespaces/NS/deployment
 The annotation is written *before* the scale, so a crash in between leaves a record and an
 unchanged workload, never a scaled-down workload with no record. Repeating an action finds the
 workload already as wanted and sends nothing (idempotent). A restore with no record and zero
-replicas is refused: wattwise does not guess a size it never saw. Readings: ``available`` per
-service, 1 while ``status.readyReplicas`` ≥ 1, with the replica counts as tags.
+replicas is refused: wattwise does not guess a size it never saw. Readings per service:
+``available``, 1 while ``status.readyReplicas`` ≥ 1, with the replica counts as tags; and
+``throttle_frac``, replicas over the full count (0 shed, 1 full).
 """
 
 from __future__ import annotations
@@ -89,12 +90,21 @@ def full_replicas(workload: Mapping[str, Any]) -> tuple[int, int, bool]:
     return current, int(recorded), True
 
 
-def service_reading(service_id: str, workload: Mapping[str, Any], t_s: float) -> Reading:
-    """``available`` of the service: 1 while at least one replica is ready."""
+def service_readings(service_id: str, workload: Mapping[str, Any], t_s: float) -> list[Reading]:
+    """``available`` (1 while a replica is ready) and ``throttle_frac`` (replicas / full count).
+
+    ``throttle_frac`` is the level the controller plans from: 0 when shed, ``f`` when
+    throttled, 1 when full. Without it a shed service would read as still at full level and
+    its restore would never be planned.
+    """
     current, full, _ = full_replicas(workload)
     ready = int((workload.get("status") or {}).get("readyReplicas") or 0)
     tags = (("full", str(full)), ("ready", str(ready)), ("replicas", str(current)))
-    return Reading(service_id, "available", float(ready >= 1), t_s, Quality.GOOD, tags)
+    level = min(current / full, 1.0) if full > 0 else 0.0
+    return [
+        Reading(service_id, "available", float(ready >= 1), t_s, Quality.GOOD, tags),
+        Reading(service_id, "throttle_frac", level, t_s, Quality.GOOD),
+    ]
 
 
 class ScaledServices:
@@ -138,7 +148,7 @@ class ScaledServices:
             done.append("record removed")
         return f"{ref.describe()}: {', '.join(done) or f'already at {want} of {full}'}"
 
-    async def read_one(self, service_id: str, t_s: float) -> Reading:
-        """The ``available`` reading of one mapped service."""
+    async def read_one(self, service_id: str, t_s: float) -> list[Reading]:
+        """The ``available`` and ``throttle_frac`` readings of one mapped service."""
         workload = await self.request("GET", self.services[service_id].path, None, "application/json")
-        return service_reading(service_id, workload, t_s)
+        return service_readings(service_id, workload, t_s)

@@ -40,7 +40,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from wattwise.drivers.retry import RetryPolicy, call_with_retries
-from wattwise.drivers.slurm_services import JobSelector, plan, service_reading
+from wattwise.drivers.slurm_services import JobSelector, plan, service_readings
 from wattwise.errors import DeviceProtocolError, DeviceUnavailable
 from wattwise.model.values import Action, ActionKind, ActionResult, Quality, Reading
 
@@ -182,7 +182,7 @@ class SlurmDriver:
             tags = (("job_id", str(job["job_id"])), ("nodes", str(job.get("nodes") or "")))
             # A job is named after the site workload it runs (sbatch -J <workload id>).
             readings.append(Reading(str(job["name"]), "available", float(running), t_s, Quality.GOOD, tags))
-        readings += [service_reading(sid, sel, jobs, t_s) for sid, sel in self.services.items()]
+        readings += [r for sid, sel in self.services.items() for r in service_readings(sid, sel, jobs, t_s)]
         return readings
 
     async def apply(self, action: Action) -> ActionResult:

@@ -131,10 +131,16 @@ def plan(kind: ActionKind, service_id: str, selector: JobSelector, jobs: Sequenc
     return plan_restore(service_id, selector, jobs)
 
 
-def service_reading(service_id: str, selector: JobSelector, jobs: Sequence[Mapping[str, Any]], t_s: float) -> Reading:
-    """``available`` of a service: 1 while at least one of its jobs runs, else 0.
+def service_readings(
+    service_id: str, selector: JobSelector, jobs: Sequence[Mapping[str, Any]], t_s: float
+) -> list[Reading]:
+    """``available`` and ``throttle_frac`` of a service.
 
-    Tags count its jobs by state (``running``, ``suspended``, ``pending``, ``held``).
+    ``available`` is 1 while at least one of its jobs runs, else 0; tags count its jobs by
+    state (``running``, ``suspended``, ``pending``, ``held``). ``throttle_frac`` is the level
+    the controller plans from: 0 while any of its jobs carries wattwise's shed mark (the
+    service is shed and waits for a restore), else 1. Without it the controller would read
+    a shed service as still at full level and never plan its restore.
     """
     mine = service_jobs(selector, jobs)
     states = [str(j.get("job_state")) for j in mine]
@@ -146,4 +152,8 @@ def service_reading(service_id: str, selector: JobSelector, jobs: Sequence[Mappi
         "held": held,
     }
     tags = tuple(sorted((k, str(v)) for k, v in counts.items()))
-    return Reading(service_id, "available", float(counts["running"] > 0), t_s, Quality.GOOD, tags)
+    shed = any(_ours(j, service_id) for j in mine)
+    return [
+        Reading(service_id, "available", float(counts["running"] > 0), t_s, Quality.GOOD, tags),
+        Reading(service_id, "throttle_frac", 0.0 if shed else 1.0, t_s, Quality.GOOD),
+    ]
