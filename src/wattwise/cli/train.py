@@ -1,13 +1,20 @@
 """``wattwise train``: periodic offline retraining of demand forecasters into a versioned registry.
 
-For each series (one per ``--group-col`` value, or the whole file) it
+The history comes from a CSV file (``wattwise train DATA``: one series per ``--group-col``
+value, or the whole file; saved under ``<registry>/<name>/vNNNN.pkl``), or from the store
+(``wattwise train --site SITE [--store FILE]``: one series per upstream power node of the
+site, its load metric averaged over ``--step-s`` buckets; saved in the store's model table as
+``<name>/<node id>``, where a running controller picks up each new version).
+
+For each series it
 
 1. holds out the last ``--test-frac`` of the history, fits the chosen model on the rest and
    scores it at ``--horizon-s`` against persistence on the held-out range (never on the
    training range);
 2. refits the same configuration on the full history;
-3. saves it as the next version ``<registry>/<name>/v0001.pkl`` with a JSON sidecar holding
-   the training range, the held-out metrics and the configuration.
+3. saves it as the next version with metadata holding the training range, the held-out
+   metrics, whether the model beat persistence there (``beats_baseline``: the controller uses
+   only such versions) and the configuration.
 
 A rich progress bar shows the series done. The file-backed registry lives here, not in
 ``wattwise.predict``, because that layer does no I/O.
@@ -19,6 +26,7 @@ import json
 import logging
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -27,12 +35,19 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from wattwise.cli.store_cmds import open_store
 from wattwise.config import Settings
-from wattwise.errors import PredictionError
+from wattwise.control.model_registry import DEFAULT_PREFIX, StoreModelRegistry, node_series
+from wattwise.decide.index import SiteIndex
+from wattwise.errors import PredictionError, WattwiseError
+from wattwise.model.loader import load_site
+from wattwise.model.site import Site
 from wattwise.predict.backtest import holdout_split, score_paths
-from wattwise.predict.base import Forecaster, ModelRecord, Series
+from wattwise.predict.base import Forecaster, ModelRecord, ModelRegistry, Series
 from wattwise.predict.naive import SeasonalNaiveForecaster
 from wattwise.predict.registry import dump_model
+from wattwise.store.base import TimeSeriesStore
+from wattwise.store.duckdb_store import DuckDBStore
 
 logger = logging.getLogger(__name__)
 console = Console()
@@ -160,13 +175,117 @@ def train_one(
         "eval_persistence_mape_pct": f"{scores['persistence'].mape_pct:.4f}",
         "eval_coverage_frac": f"{scores['model'].coverage_frac:.4f}",
         "eval_interval_level": str(final.level),
+        "beats_baseline": str(scores["model"].mape_pct < scores["persistence"].mape_pct).lower(),
+        "step_s": str(series.step_s),
     }
     return final, meta
 
 
+def load_store_series(
+    store: TimeSeriesStore, site: Site, step_s: float, history_s: float
+) -> tuple[dict[str, Series], dict[str, str]]:
+    """One load series per upstream node of ``site`` from the store, and the nodes skipped with why.
+
+    Each series holds the mean of the node's load metric per ``step_s`` bucket over the last
+    ``history_s`` before its newest reading (the same buckets the controller feeds the model).
+    """
+    series: dict[str, Series] = {}
+    skipped: dict[str, str] = {}
+    for node_id, metric in node_series(SiteIndex.from_site(site)):
+        newest = store.latest([node_id], [metric])
+        if not newest:
+            skipped[node_id] = f"no {metric} readings in the store"
+            continue
+        end_s = (np.floor(newest[0].t_s / step_s) + 1.0) * step_s
+        buckets = store.range(node_id, metric, float(end_s - history_s), float(end_s), step_s)
+        t_s = np.array([b.t_s for b in buckets], dtype=np.float64)
+        series[node_id] = Series(t_s=t_s, value=np.array([b.mean_value for b in buckets], dtype=np.float64))
+    return series, skipped
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """How every series is trained."""
+
+    name: str
+    model: str
+    seed: int
+    horizon_s: float
+    test_frac: float
+
+
+def _next_version(reg: ModelRegistry, name: str) -> int:
+    latest = reg.latest(name)
+    return 1 if latest is None else latest.version + 1
+
+
+def train_all(all_series: dict[str, Series], reg: ModelRegistry, opts: TrainOptions) -> tuple[int, int]:
+    """Train, evaluate and save every series under a progress bar; ``(saved, failed)``."""
+    saved = failed = 0
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("training", total=len(all_series))
+        for key, series in all_series.items():
+            progress.update(task, description=f"training {key}")
+            full = f"{opts.name}/{key}"
+            try:
+                fitted, meta = train_one(series, opts.model, opts.seed, opts.horizon_s, opts.test_frac)
+            except PredictionError as err:
+                failed += 1
+                console.print(f"[red]{full}: skipped: {err}[/red]")
+                progress.advance(task)
+                continue
+            version = _next_version(reg, full)
+            reg.save(full, version, dump_model(fitted), meta)
+            saved += 1
+            beats = "beats" if meta["beats_baseline"] == "true" else "does not beat"
+            console.print(
+                f"{full} v{version}: held-out MAPE {float(meta['eval_mape_pct']):.2f} % "
+                f"(persistence {float(meta['eval_persistence_mape_pct']):.2f} %, {beats} it), "
+                f"coverage {float(meta['eval_coverage_frac']):.3f}"
+            )
+            progress.advance(task)
+    return saved, failed
+
+
+def _open_store(store_path: Path | None) -> TimeSeriesStore:
+    """The store ``wattwise run``/``demo`` use: ``--store FILE`` (DuckDB), else the settings' store."""
+    return DuckDBStore(store_path) if store_path is not None else open_store(Settings())
+
+
+def _train_from_store(
+    site_path: Path | None, store_path: Path | None, step_s: float, history_s: float, opts: TrainOptions
+) -> None:
+    if site_path is None:
+        raise typer.BadParameter("training from the store needs --site (its nodes are the series)")
+    try:
+        site = load_site(site_path)
+        store = _open_store(store_path)
+    except WattwiseError as err:
+        console.print(f"[red]{err}[/red]")
+        raise typer.Exit(code=2) from err
+    try:
+        all_series, skipped = load_store_series(store, site, step_s, history_s)
+        for node_id, why in skipped.items():
+            console.print(f"[yellow]{opts.name}/{node_id}: skipped: {why}[/yellow]")
+        t0 = time.perf_counter()
+        saved, _ = train_all(all_series, StoreModelRegistry(store), opts)
+    except WattwiseError as err:  # a store outage mid-run: what was saved stays saved
+        console.print(f"[red]{err}[/red]")
+        raise typer.Exit(code=2) from err
+    finally:
+        store.close()
+    console.print(f"saved {saved} model(s) to the store's model table in {time.perf_counter() - t0:.1f} s")
+    if saved == 0:
+        raise typer.Exit(code=1)
+
+
 def train(
-    data: Annotated[Path, typer.Argument(help="CSV (or .csv.gz) with a time and a value column")],
-    name: Annotated[str, typer.Option(help="Model name prefix in the registry")] = "demand",
+    data: Annotated[
+        Path | None,
+        typer.Argument(help="CSV (or .csv.gz) with a time and a value column; none: from the store"),
+    ] = None,
+    name: Annotated[str, typer.Option(help="Model name prefix in the registry")] = DEFAULT_PREFIX,
     model: Annotated[str, typer.Option(help="lightgbm | holt-winters | seasonal-naive | persistence | lstm")] = (
         "lightgbm"
     ),
@@ -174,39 +293,31 @@ def train(
     value_col: Annotated[str, typer.Option(help="Value column (SI unit)")] = "value",
     time_scale: Annotated[float, typer.Option(help="Multiply the time column by this to get seconds")] = 1.0,
     group_col: Annotated[str | None, typer.Option(help="Train one model per value of this column")] = None,
-    horizon_s: Annotated[float, typer.Option(help="Forecast horizon, seconds")] = 86_400.0,
+    horizon_s: Annotated[
+        float | None, typer.Option(help="Forecast horizon, seconds (default 86400 from a CSV, 900 from the store)")
+    ] = None,
     test_frac: Annotated[float, typer.Option(help="Held-out fraction for the recorded metrics")] = 0.25,
     seed: Annotated[int, typer.Option(help="Seed of every random choice")] = 0,
     registry: Annotated[Path | None, typer.Option(help="Registry directory (default <data_dir>/models)")] = None,
+    site_path: Annotated[Path | None, typer.Option("--site", help="Site file (training from the store)")] = None,
+    store_path: Annotated[
+        Path | None, typer.Option("--store", help="DuckDB file to train from (default: the settings' store)")
+    ] = None,
+    step_s: Annotated[float, typer.Option(min=1.0, help="Bucket of the store's readings, seconds")] = 60.0,
+    history_s: Annotated[float, typer.Option(min=60.0, help="History read from the store, seconds")] = 7 * 86_400.0,
 ) -> None:
     """Retrain demand forecasters and save each as the next version in the model registry."""
     if model not in MODELS:
         raise typer.BadParameter(f"unknown model {model!r}")
+    if data is None:
+        opts = TrainOptions(name, model, seed, 900.0 if horizon_s is None else horizon_s, test_frac)
+        _train_from_store(site_path, store_path, step_s, history_s, opts)
+        return
+    opts = TrainOptions(name, model, seed, 86_400.0 if horizon_s is None else horizon_s, test_frac)
     reg = FileModelRegistry(registry if registry is not None else Settings().data_dir / "models")
     all_series = load_series(data, time_col, value_col, time_scale, group_col)
-    failed = 0
     t0 = time.perf_counter()
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console) as progress:
-        task = progress.add_task("training", total=len(all_series))
-        for key, series in all_series.items():
-            progress.update(task, description=f"training {key}")
-            full = f"{name}/{key}"
-            try:
-                fitted, meta = train_one(series, model, seed, horizon_s, test_frac)
-            except PredictionError as err:
-                failed += 1
-                console.print(f"[red]{full}: {err}[/red]")
-                progress.advance(task)
-                continue
-            version = max(reg.versions(full), default=0) + 1
-            reg.save(full, version, dump_model(fitted), meta)
-            console.print(
-                f"{full} v{version}: held-out MAPE {float(meta['eval_mape_pct']):.2f} % "
-                f"(persistence {float(meta['eval_persistence_mape_pct']):.2f} %), "
-                f"coverage {float(meta['eval_coverage_frac']):.3f}"
-            )
-            progress.advance(task)
+    _, failed = train_all(all_series, reg, opts)
     console.print(f"saved to {reg.root} in {time.perf_counter() - t0:.1f} s")
     if failed:
         raise typer.Exit(code=1)

@@ -19,6 +19,8 @@ from wattwise.act.interlocks import (
     LimitInterlock,
 )
 from wattwise.control.loop import Controller
+from wattwise.control.model_registry import StoreModelRegistry
+from wattwise.control.models import NodeForecasts
 from wattwise.control.pipeline import StoreJournal, StorePipeline
 from wattwise.control.planner import PolicyPlanner
 from wattwise.control.processors import ProcessorWatch
@@ -122,10 +124,20 @@ def assemble(
     min_dwell_s: float = 60.0,
     site_actions_per_min: int = 20_000,
     store_every_s: float = 0.0,
+    node_forecasts: NodeForecasts | bool = False,
+    model_reload_s: float = 60.0,
 ) -> Assembly:
-    """Wire drivers → validation/store → planner → actuator into a controller."""
+    """Wire drivers → validation/store → planner → actuator into a controller.
+
+    ``node_forecasts``: ``True`` forecasts each upstream node's load with the newest model
+    ``wattwise train --store`` registered for it in ``store`` (checked every
+    ``model_reload_s`` off the loop); a :class:`NodeForecasts` is used as given.
+    """
     graph = SiteGraph(site)
     index = SiteIndex.from_site(site)
+    forecasts = node_forecasts if isinstance(node_forecasts, NodeForecasts) else None
+    if node_forecasts is True:
+        forecasts = NodeForecasts(index, StoreModelRegistry(store), store, reload_s=model_reload_s)
     validator = ReadingValidator(site_device_ids(site), max_future_s=5.0, max_age_s=3600.0)
     pipeline = StorePipeline(validator, store, store_every_s=store_every_s)
     journal = StoreJournal(store)
@@ -151,6 +163,7 @@ def assemble(
         curves=efficiency_curves(index),
         periods_s=DEFAULT_PERIODS_S,
         processors=ProcessorWatch(site, index.server_ids) if site.event_processors else None,
+        node_forecasts=forecasts,
     )
     controller = Controller(
         drivers,

@@ -21,6 +21,7 @@ from wattwise.act.actuator import Verdict
 from wattwise.act.base import Phase
 from wattwise.act.interlocks import InterlockContext
 from wattwise.control.loop import LatestValues
+from wattwise.control.models import NodeForecasts
 from wattwise.control.processors import ProcessorWatch
 from wattwise.decide.base import EfficiencyCurves, Policy, PowerState, SiteForecast
 from wattwise.decide.event_shift import DisruptionShiftPolicy
@@ -70,6 +71,8 @@ class PolicyPlanner:
             no processor shifting).
         shift_policy: The event-processor shifting policy, run after the power policies on
             every decision when ``processors`` is given.
+        node_forecasts: Learned per-node load forecasters from the model registry
+            (``SiteForecast.node_load_upper_w``); ``None``: the baseline alone.
     """
 
     def __init__(
@@ -82,8 +85,10 @@ class PolicyPlanner:
         periods_s: dict[str, float] | None = None,
         processors: ProcessorWatch | None = None,
         shift_policy: DisruptionShiftPolicy | None = None,
+        node_forecasts: NodeForecasts | None = None,
     ) -> None:
         self.graph = graph
+        self.node_forecasts = node_forecasts
         self.processors = processors
         self.shift_policy = shift_policy or (DisruptionShiftPolicy() if processors is not None else None)
         self.index = index
@@ -139,7 +144,7 @@ class PolicyPlanner:
             logger.info("no readings yet: not deciding")
             return [], InterlockContext(t_s=now_s)
         state = self.state(latest, now_s)
-        forecast = self.forecaster.observe(state.server_power_w)
+        forecast = self._with_node_loads(self.forecaster.observe(state.server_power_w), latest, now_s)
         self.last_state, self.last_forecast = state, forecast
         decision_id = f"{now_s:.3f}"
         decisions: list[Decision] = []
@@ -161,6 +166,23 @@ class PolicyPlanner:
         if shift is not None:
             decisions.append(shift)
         return decisions, self.context(state, latest, now_s, event)
+
+    def _with_node_loads(self, forecast: SiteForecast, latest: LatestValues, now_s: float) -> SiteForecast:
+        """The baseline forecast with the learned node load bounds (a failing model is a status, never a stop)."""
+        if self.node_forecasts is None:
+            return forecast
+        for key in [k for k in self.policy_errors if k.startswith("forecast ")]:
+            del self.policy_errors[key]
+        try:
+            upper_w = self.node_forecasts.observe(latest, now_s, forecast.horizon_s)
+        except Exception as err:  # the baseline still plans
+            logger.exception("node forecasts failed")
+            self.policy_errors["forecast nodes"] = f"{type(err).__name__}: {err}"
+            return forecast
+        self.policy_errors.update({f"forecast {n}": msg for n, msg in self.node_forecasts.problems().items()})
+        if bool(np.isnan(upper_w).all()):
+            return forecast  # no node has a usable model: the baseline forecast as it was
+        return replace(forecast, node_load_upper_w=upper_w)
 
     def _shift(self, latest: LatestValues, now_s: float, decision_id: str) -> Decision | None:
         """Event-processor shifting on the processors' own state (never stops the power policies)."""

@@ -272,7 +272,7 @@ class ModelRecord:
 
 
 class ModelRegistry(Protocol):
-    """Versioned model storage (file-backed in the CLI, a table in the store later)."""
+    """Versioned model storage (file-backed in the CLI, the store's model table for the controller)."""
 
     def save(self, name: str, version: int, blob: bytes, meta: dict[str, str]) -> None:
         """Store ``blob`` as ``name`` version ``version``; an existing version is never overwritten."""

@@ -1,7 +1,8 @@
 """Model versions: an in-memory :class:`ModelRegistry` and (de)serialisation of fitted models.
 
-The file-backed registry lives with the CLI (``wattwise.cli.train``) because this layer does
-no I/O; the store will host a table-backed one behind the same two verbs.
+The file-backed registry lives with the CLI (``wattwise.cli.train``) and the store-backed one
+(the store's model table) in ``wattwise.control.model_registry``, because this layer does no
+I/O; both have the same two verbs.
 
 Blobs are pickles of fitted wattwise models: load only blobs this installation wrote
 (pickle runs code on load).
