@@ -10,11 +10,12 @@ from pathlib import Path
 import psycopg
 
 from conftest import EXAMPLES, need, port_open
-from wattwise.cli.train import load_store_series, train_one
-from wattwise.control.model_registry import StoreModelRegistry, model_name
+from wattwise.control.model_registry import StoreModelRegistry, load_store_series, model_name
+from wattwise.decide.index import SiteIndex
 from wattwise.model.loader import load_site
 from wattwise.model.site import Site
 from wattwise.predict.registry import dump_model
+from wattwise.predict.training import train_one
 from wattwise.sim.twin import Twin
 from wattwise.store.base import TimeSeriesStore
 from wattwise.telemetry.batch import ReadingBatch
@@ -43,7 +44,7 @@ def save_version(store: TimeSeriesStore, node_id: str, *, beats: bool = True, br
 
     ``beats`` overrides the held-out verdict; ``broken`` makes the saved model raise on predict.
     """
-    series, _ = load_store_series(store, site(), 60.0, 86_400.0)
+    series, _ = load_store_series(store, SiteIndex.from_site(site()), 60.0, 86_400.0)
     model, meta = train_one(series[node_id], "holt-winters", 0, 900.0, 0.25)
     meta["beats_baseline"] = "true" if beats else "false"
     if broken:

@@ -37,15 +37,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from wattwise.cli.store_cmds import open_store
 from wattwise.config import Settings
-from wattwise.control.model_registry import DEFAULT_PREFIX, StoreModelRegistry, node_series
+from wattwise.control.model_registry import DEFAULT_PREFIX, StoreModelRegistry, load_store_series
 from wattwise.decide.index import SiteIndex
 from wattwise.errors import PredictionError, WattwiseError
 from wattwise.model.loader import load_site
-from wattwise.model.site import Site
-from wattwise.predict.backtest import holdout_split, score_paths
-from wattwise.predict.base import Forecaster, ModelRecord, ModelRegistry, Series
-from wattwise.predict.naive import SeasonalNaiveForecaster
+from wattwise.predict.base import ModelRecord, ModelRegistry, Series
 from wattwise.predict.registry import dump_model
+from wattwise.predict.training import MODELS, train_one
 from wattwise.store.base import TimeSeriesStore
 from wattwise.store.duckdb_store import DuckDBStore
 
@@ -105,27 +103,6 @@ class FileModelRegistry:
         return ModelRecord(name, v, base.with_suffix(".pkl").read_bytes(), tuple(sorted(meta.items())))
 
 
-MODELS = ("lightgbm", "holt-winters", "seasonal-naive", "persistence", "lstm")
-
-
-def _make(model: str, seed: int, horizon_s: float) -> Forecaster:
-    """Build a forecaster; heavy libraries are imported here so ``wattwise --help`` stays fast."""
-    if model == "lightgbm":
-        from wattwise.predict.gbm import LightGbmForecaster
-
-        return LightGbmForecaster(max_horizon_s=horizon_s, seed=seed)
-    if model == "holt-winters":
-        from wattwise.predict.holt_winters import HoltWintersForecaster
-
-        return HoltWintersForecaster(86_400.0, max_horizon_s=horizon_s, seed=seed)
-    if model == "lstm":
-        from wattwise.predict.lstm import LstmForecaster  # the optional `ml` extra
-
-        return LstmForecaster(max_horizon_s=horizon_s, seed=seed)
-    season_s = 86_400.0 if model == "seasonal-naive" else None
-    return SeasonalNaiveForecaster(season_s, max_horizon_s=horizon_s, seed=seed)
-
-
 def load_series(
     path: Path, time_col: str, value_col: str, time_scale: float, group_col: str | None
 ) -> dict[str, Series]:
@@ -147,60 +124,6 @@ def load_series(
         t_s = part[time_col].to_numpy(np.float64) * time_scale
         out[str(key)] = Series(t_s=t_s, value=part[value_col].to_numpy(np.float64))
     return out
-
-
-def train_one(
-    series: Series, model: str, seed: int, horizon_s: float, test_frac: float
-) -> tuple[Forecaster, dict[str, str]]:
-    """Held-out evaluation against persistence, then a refit on the full history."""
-    split = holdout_split(series, test_frac)
-    scores = {}
-    for label, name in (("model", model), ("persistence", "persistence")):
-        f = _make(name, seed, horizon_s)
-        f.fit(split.train)
-        paths = f.predict_paths(series, split.origins_t_s(series), horizon_s)
-        scores[label] = score_paths(series, paths, horizon_s, split, f.training_range)
-    final = _make(model, seed, horizon_s)
-    final.fit(series)
-    meta = {
-        "model": model,
-        "class": type(final).__name__,
-        "seed": str(seed),
-        "horizon_s": str(horizon_s),
-        "train_start_s": str(final.training_range.start_s),
-        "train_end_s": str(final.training_range.end_s),
-        "eval_test_start_s": str(split.test_start_s),
-        "eval_test_end_s": str(split.test_end_s),
-        "eval_mape_pct": f"{scores['model'].mape_pct:.4f}",
-        "eval_persistence_mape_pct": f"{scores['persistence'].mape_pct:.4f}",
-        "eval_coverage_frac": f"{scores['model'].coverage_frac:.4f}",
-        "eval_interval_level": str(final.level),
-        "beats_baseline": str(scores["model"].mape_pct < scores["persistence"].mape_pct).lower(),
-        "step_s": str(series.step_s),
-    }
-    return final, meta
-
-
-def load_store_series(
-    store: TimeSeriesStore, site: Site, step_s: float, history_s: float
-) -> tuple[dict[str, Series], dict[str, str]]:
-    """One load series per upstream node of ``site`` from the store, and the nodes skipped with why.
-
-    Each series holds the mean of the node's load metric per ``step_s`` bucket over the last
-    ``history_s`` before its newest reading (the same buckets the controller feeds the model).
-    """
-    series: dict[str, Series] = {}
-    skipped: dict[str, str] = {}
-    for node_id, metric in node_series(SiteIndex.from_site(site)):
-        newest = store.latest([node_id], [metric])
-        if not newest:
-            skipped[node_id] = f"no {metric} readings in the store"
-            continue
-        end_s = (np.floor(newest[0].t_s / step_s) + 1.0) * step_s
-        buckets = store.range(node_id, metric, float(end_s - history_s), float(end_s), step_s)
-        t_s = np.array([b.t_s for b in buckets], dtype=np.float64)
-        series[node_id] = Series(t_s=t_s, value=np.array([b.mean_value for b in buckets], dtype=np.float64))
-    return series, skipped
 
 
 @dataclass(frozen=True)
@@ -265,7 +188,7 @@ def _train_from_store(
         console.print(f"[red]{err}[/red]")
         raise typer.Exit(code=2) from err
     try:
-        all_series, skipped = load_store_series(store, site, step_s, history_s)
+        all_series, skipped = load_store_series(store, SiteIndex.from_site(site), step_s, history_s)
         for node_id, why in skipped.items():
             console.print(f"[yellow]{opts.name}/{node_id}: skipped: {why}[/yellow]")
         t0 = time.perf_counter()

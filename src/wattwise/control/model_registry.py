@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
+
 from wattwise.decide.index import KIND_UPS, SiteIndex
 from wattwise.errors import PredictionError
-from wattwise.predict.base import ModelRecord
+from wattwise.predict.base import ModelRecord, Series
 from wattwise.store.base import TimeSeriesStore
 
 DEFAULT_PREFIX = "demand"
@@ -32,6 +34,28 @@ def node_load_metric(kind: int) -> str:
 def node_series(index: SiteIndex) -> list[tuple[str, str]]:
     """``(node id, load metric)`` for every upstream node, in ``index.node_ids`` order."""
     return [(n, node_load_metric(int(k))) for n, k in zip(index.node_ids, index.node_kind.tolist(), strict=True)]
+
+
+def load_store_series(
+    store: TimeSeriesStore, index: SiteIndex, step_s: float, history_s: float
+) -> tuple[dict[str, Series], dict[str, str]]:
+    """One load series per upstream node from the store, and the nodes skipped with why.
+
+    Each series holds the mean of the node's load metric per ``step_s`` bucket over the last
+    ``history_s`` before its newest reading (the buckets the controller feeds the model).
+    """
+    series: dict[str, Series] = {}
+    skipped: dict[str, str] = {}
+    for node_id, metric in node_series(index):
+        newest = store.latest([node_id], [metric])
+        if not newest:
+            skipped[node_id] = f"no {metric} readings in the store"
+            continue
+        end_s = (np.floor(newest[0].t_s / step_s) + 1.0) * step_s
+        buckets = store.range(node_id, metric, float(end_s - history_s), float(end_s), step_s)
+        t_s = np.array([b.t_s for b in buckets], dtype=np.float64)
+        series[node_id] = Series(t_s=t_s, value=np.array([b.mean_value for b in buckets], dtype=np.float64))
+    return series, skipped
 
 
 def model_name(node_id: str, prefix: str = DEFAULT_PREFIX) -> str:
