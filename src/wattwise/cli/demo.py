@@ -33,8 +33,10 @@ from wattwise.api.live_backend import LiveBackend
 from wattwise.api.schemas import Role
 from wattwise.api.server import ServerThread
 from wattwise.cli.demo_wire import wire_drivers
+from wattwise.cli.store_cmds import open_store
 from wattwise.config import Settings
 from wattwise.control.assemble import assemble, tune_gc_for_controller
+from wattwise.control.retrain import StoreRetrainer
 from wattwise.errors import ConfigError, WattwiseError
 from wattwise.model.clock import Clock
 from wattwise.model.loader import load_site
@@ -168,7 +170,13 @@ def _default_path(relative: str) -> Path:
 
 
 async def _run(
-    backend: LiveBackend, twin: Twin, slots: list[Slot], clock: ScaledClock, duration_s: float | None, alive: Event_
+    backend: LiveBackend,
+    twin: Twin,
+    slots: list[Slot],
+    clock: ScaledClock,
+    duration_s: float | None,
+    alive: Event_,
+    retrainer: StoreRetrainer | None = None,
 ) -> None:
     """Run the controller and the scenario player until stopped (signal or ``duration_s``)."""
     controller = backend.assembly.controller
@@ -179,6 +187,8 @@ async def _run(
     if duration_s is not None:
         loop.call_later(duration_s, controller.stop)
     tasks = [asyncio.create_task(play(twin, slots, clock)), asyncio.create_task(retain(backend, clock))]
+    if retrainer is not None:
+        tasks.append(asyncio.create_task(retrainer.run(clock)))
     try:
         await controller.run()
     finally:
@@ -204,7 +214,7 @@ def demo(
     lead_in_s: Annotated[float, typer.Option(min=0.0, help="Simulated seconds before a scenario's first event")] = 60.0,
     poll_s: Annotated[float, typer.Option(min=0.1, help="Wall seconds between polls of the twin")] = 2.0,
     store_path: Annotated[
-        Path | None, typer.Option("--store", help="DuckDB file (default settings.duckdb_path)")
+        Path | None, typer.Option("--store", help="DuckDB file (default: the settings' store)")
     ] = None,
     store_every_s: Annotated[
         float, typer.Option(min=0.0, help="Simulated seconds between stored polls (every poll is validated)")
@@ -215,6 +225,10 @@ def demo(
     wire: Annotated[
         bool, typer.Option("--wire", help="Poll the twin over real NUT/SNMP/Redfish/Modbus on loopback (speed 1)")
     ] = False,
+    retrain_every_s: Annotated[
+        float | None,
+        typer.Option(min=60.0, help="Retrain the power nodes' forecasters from the store every this many simulated s"),
+    ] = None,
 ) -> None:
     """Run the twin, the controller and the dashboard together (Ctrl-C to stop)."""
     settings = Settings()
@@ -227,7 +241,7 @@ def demo(
         slots = playlist(_scenario_files(scenarios_dir or _default_path("scenarios"), scenario), twin, lead_in_s)
         if wire and speed != 1.0:
             raise ConfigError("--wire runs at --speed 1 (wire drivers stamp readings with the wall clock)")
-        store = DuckDBStore(store_path or settings.duckdb_path)
+        store = DuckDBStore(store_path) if store_path is not None else open_store(settings)
         loop = asyncio.new_event_loop()
         wired = loop.run_until_complete(wire_drivers(twin, clock, poll_s)) if wire else None
     except (WattwiseError, ValueError, FileNotFoundError) as err:
@@ -238,8 +252,10 @@ def demo(
         router=wired.route if wired else None,
         poll_period_s=poll_s * speed, decide_period_s=settings.decision_period_s,
         approval_kinds=approval_kinds, store_every_s=store_every_s,
+        node_forecasts=True,  # versions `wattwise train --store` registers are picked up while running
     )  # fmt: skip
     tune_gc_for_controller()
+    retrainer = None if retrain_every_s is None else StoreRetrainer(assembly.index, store, every_s=retrain_every_s)
     alive = Event_()
     backend = LiveBackend(assembly, store, clock, leader="self", controller_loop=loop, running=alive.is_set)
     tokens = TokenStore()
@@ -255,9 +271,11 @@ def demo(
         raise typer.Exit(2) from err
     _banner(site.id, len(site.servers), mode, speed, server.url, admin, [s.name for s in slots])
     try:
-        loop.run_until_complete(_run(backend, twin, slots, clock, duration_s, alive))
+        loop.run_until_complete(_run(backend, twin, slots, clock, duration_s, alive, retrainer))
     finally:
         server.stop()
+        if retrainer is not None:
+            retrainer.close()
         if wired is not None:
             loop.run_until_complete(wired.close())
         loop.close()

@@ -33,9 +33,11 @@ from wattwise.api.limits import ApiLimits
 from wattwise.api.live_backend import LiveBackend
 from wattwise.api.schemas import Role
 from wattwise.api.server import ServerThread
+from wattwise.cli.store_cmds import open_store
 from wattwise.config import Settings
 from wattwise.control.assemble import Assembly, assemble, tune_gc_for_controller
 from wattwise.control.loop import TickReport
+from wattwise.control.retrain import StoreRetrainer
 from wattwise.drivers.endpoint_drivers import BuiltDrivers, build_drivers
 from wattwise.drivers.endpoint_rules import load_endpoints
 from wattwise.drivers.endpoints import LoadedEndpoints
@@ -45,6 +47,7 @@ from wattwise.model.clock import WallClock
 from wattwise.model.loader import load_site
 from wattwise.model.problems import Severity
 from wattwise.model.site import Site
+from wattwise.store.base import TimeSeriesStore
 from wattwise.store.duckdb_store import DuckDBStore
 
 logger = logging.getLogger(__name__)
@@ -87,7 +90,7 @@ class Running:
     built: BuiltDrivers
     polled: PolledDriver
     assembly: Assembly
-    store: DuckDBStore
+    store: TimeSeriesStore
     mode: Mode
     stats: RunStats = field(default_factory=RunStats)
 
@@ -135,7 +138,9 @@ async def _report(run: Running, every_s: float, as_json: bool) -> None:
         _print_status(run, as_json)
 
 
-async def _loop(run: Running, duration_s: float | None, every_s: float, as_json: bool, alive: Event) -> None:
+async def _loop(
+    run: Running, duration_s: float | None, every_s: float, as_json: bool, alive: Event, retrain_every_s: float | None
+) -> None:
     """Run the controller until a signal or ``duration_s``; then stop the poller and close drivers."""
     controller = run.assembly.controller
     loop = asyncio.get_running_loop()
@@ -146,19 +151,27 @@ async def _loop(run: Running, duration_s: float | None, every_s: float, as_json:
     # One poll of everything first: the controller's first decision must not be made on no data.
     await run.polled.prime()
     run.polled.start()
-    reporter = asyncio.create_task(_report(run, every_s, as_json))
+    tasks = [asyncio.create_task(_report(run, every_s, as_json))]
+    retrainer = (
+        None if retrain_every_s is None else StoreRetrainer(run.assembly.index, run.store, every_s=retrain_every_s)
+    )
+    if retrainer is not None:
+        tasks.append(asyncio.create_task(retrainer.run(controller.clock)))
     alive.set()
     try:
         await controller.run()
     finally:
         alive.clear()
-        reporter.cancel()
-        await asyncio.gather(reporter, return_exceptions=True)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if retrainer is not None:
+            retrainer.close()
         await run.polled.close()
         await run.built.close()
 
 
-async def _wire(site: Site, loaded: LoadedEndpoints, store: DuckDBStore, mode: Mode, settings: Settings) -> Running:
+async def _wire(site: Site, loaded: LoadedEndpoints, store: TimeSeriesStore, mode: Mode, settings: Settings) -> Running:
     built = build_drivers(loaded, site)
     clock = WallClock()
     polled = PolledDriver(built.polled, clock, built.route, name="endpoints")
@@ -166,6 +179,7 @@ async def _wire(site: Site, loaded: LoadedEndpoints, store: DuckDBStore, mode: M
     assembly = assemble(
         site, [polled], store, clock, mode,
         router=built.route, poll_period_s=poll_s, decide_period_s=settings.decision_period_s,
+        node_forecasts=True,  # versions `wattwise train --store` registers are picked up while running
     )  # fmt: skip
     tune_gc_for_controller()
     run = Running(site, loaded, built, polled, assembly, store, mode)
@@ -233,13 +247,17 @@ def run_cmd(
     endpoints_path: Annotated[Path, typer.Option("--endpoints", help="Endpoints file (docs/endpoints.md)")],
     mode: Annotated[str, typer.Option(help="observe (default), dry-run or armed")] = "observe",
     store_path: Annotated[
-        Path | None, typer.Option("--store", help="DuckDB file (default settings.duckdb_path)")
+        Path | None, typer.Option("--store", help="DuckDB file (default: the settings' store)")
     ] = None,
     duration_s: Annotated[float | None, typer.Option(min=0.1, help="Stop after this many seconds")] = None,
     api_port: Annotated[int | None, typer.Option(min=1, max=65535, help="API port (default settings.api_port)")] = None,
     no_api: Annotated[bool, typer.Option("--no-api", help="Run without the API and dashboard")] = False,
     status_every_s: Annotated[float, typer.Option(min=0.5, help="Seconds between status lines")] = 10.0,
     as_json: Annotated[bool, typer.Option("--json", help="Status lines as JSON")] = False,
+    retrain_every_s: Annotated[
+        float | None,
+        typer.Option(min=60.0, help="Retrain the power nodes' forecasters from the store every this many seconds"),
+    ] = None,
 ) -> None:
     """Watch a site through its endpoints and act on it (observe by default; armed only when asked)."""
     settings = Settings()
@@ -247,16 +265,15 @@ def run_cmd(
     logging.getLogger("pymodbus.logging").setLevel(logging.ERROR)
     try:
         site, loaded, act_mode = _load(site_path, endpoints_path, mode)
-        store = DuckDBStore(store_path or settings.duckdb_path)
+        store = DuckDBStore(store_path) if store_path is not None else open_store(settings)
     except ConfigError as err:
         err_console.print(str(err), style="red", markup=False)
         raise typer.Exit(EXIT_CONFIG) from err
     except WattwiseError as err:
         err_console.print(str(err), style="red", markup=False)
         raise typer.Exit(EXIT_FAILED) from err
-    code = _run(
-        site, loaded, store, act_mode, settings, RunOptions(duration_s, api_port, no_api, status_every_s, as_json)
-    )
+    opts = RunOptions(duration_s, api_port, no_api, status_every_s, as_json, retrain_every_s)
+    code = _run(site, loaded, store, act_mode, settings, opts)
     raise typer.Exit(code)
 
 
@@ -269,10 +286,11 @@ class RunOptions:
     no_api: bool
     status_every_s: float
     as_json: bool
+    retrain_every_s: float | None = None
 
 
 def _run(
-    site: Site, loaded: LoadedEndpoints, store: DuckDBStore, mode: Mode, settings: Settings, opts: RunOptions
+    site: Site, loaded: LoadedEndpoints, store: TimeSeriesStore, mode: Mode, settings: Settings, opts: RunOptions
 ) -> int:
     loop = asyncio.new_event_loop()
     try:
@@ -289,7 +307,9 @@ def _run(
         if not opts.no_api:
             server = _start_api(run, settings, opts.api_port, loop, alive)
         err_console.print(_banner(run), markup=False)
-        loop.run_until_complete(_loop(run, opts.duration_s, opts.status_every_s, opts.as_json, alive))
+        loop.run_until_complete(
+            _loop(run, opts.duration_s, opts.status_every_s, opts.as_json, alive, opts.retrain_every_s)
+        )
     except ConfigError as err:
         err_console.print(f"{err} (is the port free? try --api-port or --no-api)", style="red", markup=False)
         loop.run_until_complete(run.built.close())
