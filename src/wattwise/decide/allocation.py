@@ -265,7 +265,11 @@ def _shed_actions(
     ]
     last = t0 + (int(steps[-1]) + 1 if len(order) else 0) * policy.shed_layer_s
     was_on = p.host_on(np.where(cur > 0, 0, OFF).astype(np.int64))
-    off = p.host_server[(p.host_on(np.where(new > 0, 0, OFF).astype(np.int64)) == 0) & (was_on > 0)]
+    # A host goes off when its last service is shed now, or when it was left with nothing to
+    # run earlier and still draws power: an outlet-off the actuator held (until the host's
+    # services were confirmed shed) is planned again rather than forgotten.
+    still_drawing = state.server_power_w[p.host_server] > 1.0
+    off = p.host_server[(p.host_on(np.where(new > 0, 0, OFF).astype(np.int64)) == 0) & ((was_on > 0) | still_drawing)]
     out += [
         Action(
             kind=ActionKind.OUTLET_OFF,
