@@ -98,7 +98,9 @@ async def test_feed_loss_over_the_wire(wire: tuple[Twin, Endpoints, Assembly]) -
     # the wire, a shed held by an interlock while a higher tier is throttled has shown up to 36 s.
     sheds = [e for e in acked if e.kind == "service_shed"]
     assert sheds, "a battery-only outage shed nothing"
-    window = (OUTAGE_AT_S, OUTAGE_AT_S + OUTAGE_S)
+    # Over the wire the controller sees the utility return up to two polls late (upsd's own
+    # driver poll, then ours): a shed decided on the last on-battery reading may go out then.
+    window = (OUTAGE_AT_S, OUTAGE_AT_S + OUTAGE_S + 2 * POLL_S)
     outside = [(e.t_s - t0, e.target_id, e.decision_id) for e in sheds if not window[0] <= e.t_s - t0 < window[1]]
     assert not outside, f"sheds outside the outage: {outside}"
     assert all(e.reason for e in acked)

@@ -11,8 +11,9 @@ only ever *lowers* services back to their present level, never below it, so ever
 plan kept still holds. Two rules, both what an operator would do by hand:
 
 1. **Nothing raised on battery.** A service shed or throttled now stays at its level while any
-   UPS carrying its hosts runs on battery; it comes back when the UPS is back on a live source
-   (utility or generator), in dependency order. Raising during the outage spends battery
+   UPS carrying its hosts runs on battery (or, when its hosts are all switched off, while any
+   UPS does); it comes back when the UPS is back on a live source (utility or generator), in
+   dependency order. Raising during the outage spends battery
    reserved for the critical tiers on the strength of a power estimate, and the next plan,
    with less energy left, takes it back.
 2. **Raise with margin.** A service may be raised above its present level (throttle raised,
@@ -93,6 +94,9 @@ def hold_raises(p: AllocationProblem, plan: IntArray, state_frac: FloatArray, ma
     state_idx = state_level_idx(p, state_frac)
     energy = touched[p.n_power_rows :, :]
     on_battery = np.asarray(energy.sum(axis=0)).ravel() > 0
+    # A service whose hosts are all dark (switched off when it was shed) loads no row, so it
+    # looks free; while any UPS runs on battery, powering its hosts back would spend battery.
+    on_battery |= p.dead & (energy.shape[0] > 0)
     raised_on_battery = raised & on_battery
     if raised_on_battery.any():
         _hold(p, out, raised_on_battery, state_idx)
