@@ -113,6 +113,17 @@ async def test_quirky_values_are_reported_per_variable(every_dump: tuple[int, di
     assert readings[("ups-q.outlet2", "outlet_on")] == 0.0
 
 
+@pytest.mark.parametrize(
+    ("status", "on_battery"),
+    [("OL CHRG", 0.0), ("OB DISCHRG", 1.0), ("OB LB", 1.0), ("OFF", 1.0), ("OL OFF", 0.0), ("OFF LB", 1.0)],
+)
+def test_a_ups_off_without_line_power_is_still_on_battery(status: str, on_battery: float) -> None:
+    """A battery run flat reports OFF, not OB: the power event is not over until OL returns."""
+    readings, problems = NutVarParser("u").parse({"ups.status": status}, 0.0)
+    assert problems == []
+    assert {r.metric: r.value for r in readings}["on_battery"] == on_battery
+
+
 def test_status_flags_and_unknown_tokens() -> None:
     assert parse_status("OL CHRG") == (int(UpsStatus.OL | UpsStatus.CHRG), [])
     mask, unknown = parse_status("OL WEIRD")

@@ -76,7 +76,8 @@ def _ups(twin: Twin, t: float, out: Rows) -> None:
     _emit(out, ids, "battery_charge_frac", np.clip(ch.ups_energy_wh / full, 0, 1), t)
     _emit(out, ids, "battery_runtime_s", np.minimum(ups_runtime_s(ch, twin.params), 1e6), t)
     _emit(out, ids, "battery_health_frac", ch.ups_soh_frac, t)
-    _emit(out, ids, "on_battery", ch.ups_on_battery, t)
+    # As the NUT driver reads it: a UPS switched off by an empty battery is still without input.
+    _emit(out, ids, "on_battery", ch.ups_on_battery | ch.ups_off, t)
     words = ups_status_words(twin)
     _emit(out, ids, "low_battery", np.array(["LB" in w.split() for w in words]), t)
     for d, w in zip(ids, words, strict=True):
