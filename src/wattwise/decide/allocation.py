@@ -34,6 +34,8 @@ IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 
 MAX_REASONS = 20
+IDLE_MARGIN_FRAC = 1.1
+"""A host drawing up to this × its idle power runs nothing (readings are noisy)."""
 
 
 class GreedyAllocationPolicy:
@@ -266,9 +268,12 @@ def _shed_actions(
     last = t0 + (int(steps[-1]) + 1 if len(order) else 0) * policy.shed_layer_s
     was_on = p.host_on(np.where(cur > 0, 0, OFF).astype(np.int64))
     # A host goes off when its last service is shed now, or when it was left with nothing to
-    # run earlier and still draws power: an outlet-off the actuator held (until the host's
-    # services were confirmed shed) is planned again rather than forgotten.
-    still_drawing = state.server_power_w[p.host_server] > 1.0
+    # run earlier and still draws its idle power: an outlet-off the actuator held (until the
+    # host's services were confirmed shed) is planned again rather than forgotten. A host
+    # drawing clearly more than idle runs something the plan does not know of (a workload
+    # migrating in), so it is not switched off on the plan's word.
+    host_w = state.server_power_w[p.host_server]
+    still_drawing = (host_w > 1.0) & (host_w <= IDLE_MARGIN_FRAC * ix.server_idle_w[p.host_server])
     off = p.host_server[(p.host_on(np.where(new > 0, 0, OFF).astype(np.int64)) == 0) & ((was_on > 0) | still_drawing)]
     out += [
         Action(
