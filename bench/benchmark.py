@@ -329,8 +329,8 @@ def losses(results: Sequence[JobResult]) -> list[str]:
 
 
 OBSERVATIONS = [
-    "Observations read off the plots and tables of the 2026-11-24 18:25 run (hand-written, not computed: check "
-    "them against the plots after a re-run):",
+    "Observations read off the plots and tables (hand-written, not computed: the 001 line is from the "
+    "2026-11-24 18:25 run, the others from the 21:24 run; check them against the plots after a re-run):",
     "",
     "* 001 (surge): wattwise keeps both utility feeds at or under their limit through the surge (brief spikes "
     "only) by capping and shedding low tiers (low tier 78.5 %); NUT shutdown-all and the seed greedy leave both "
@@ -339,16 +339,17 @@ OBSERVATIONS = [
     "under PSU load sharing (its first version had put the whole load on the A side).",
     "* Dependency violations are 0 everywhere since restores run in closed loop (a service comes back only once "
     "its dependencies report running; the 17:38 run had 122 and 423 service·s in 001).",
-    "* 002/005: wattwise keeps critical services at 100 % where shutdown-all drops everything at low battery, "
-    "and ends with 2.5× the battery energy; shutdown-all keeps high and low tiers up longer (85.8 %) because it "
-    "runs everything until the battery is gone, then loses the critical ones too. The ×2 goal cannot be reached "
-    "as measured: the compressed outages leave shutdown-all 78-86 % available over the run.",
-    "* Event-processor SLA misses are higher for wattwise in 001/002/005 (servers switched off or services "
-    "shed by the allocation host event processors; no contestant moves partitions).",
-    "* The full controller (MILP + interlocks) kept critical availability at 100 % in 002 like the hook path, "
-    "and is not deterministic: its MILP runs on a 0.5 s wall-clock budget, so plans depend on machine load "
-    "(run at 13:30 under load 11: 726 s of priority inversion, high tier 61.7 %; run at 14:00 under load 3-4: "
-    "no inversion, high tier 76.1 %); the hook path (greedy) gives identical outcomes run to run.",
+    "* 002/005: wattwise keeps critical services at 100 % through the outage where shutdown-all drops everything "
+    "at low battery (35-47 % of the outage at 2 000 servers); shutdown-all keeps high and low tiers up longer "
+    "because it runs everything until the battery is gone, then loses the critical ones too.",
+    "* Event-processor SLA misses: wattwise moves partitions off processors its heartbeat detectors flag (004: "
+    "1 035 vs 16 312 partition·s at 2 000 servers) and never switches off a processor's host (002: 0 vs "
+    "164 181 for shutdown-all, whose shutdown stops them).",
+    "* The full controller (MILP + interlocks) keeps critical availability at 100 % in 002 like the hook path "
+    "(an outlet-off held by the dependency-order interlock used to be forgotten, leaving hosts idling on "
+    "battery until critical services went down: 86.8 % in the 20:01 run). It is not deterministic: its MILP "
+    "runs on a 0.5 s wall-clock budget, so plans depend on machine load; the hook path (greedy) gives identical "
+    "outcomes run to run.",
     "* The wattwise round's p99 latency is dominated by `PredictiveMigrationPolicy` in the overload "
     "scenarios (001/005): compare the no-migration column's p99.",
     "",
