@@ -34,6 +34,12 @@ logger = logging.getLogger(__name__)
 FloatArray = npt.NDArray[np.float64]
 
 
+def _stamped(decision: Decision, policy_name: str, decision_id: str) -> Decision:
+    """``decision`` with every action carrying ``<policy>@<decision id>`` (idempotent retries)."""
+    actions = tuple(a.model_copy(update={"decision_id": f"{policy_name}@{decision_id}"}) for a in decision.actions)
+    return decision.model_copy(update={"actions": actions})
+
+
 @dataclass
 class PeakForecaster:
     """Baseline server-power forecast: point = latest, upper = recent peak × (1 + margin).
@@ -160,8 +166,7 @@ class PolicyPlanner:
                 self.policy_errors[policy.name] = f"{type(err).__name__}: {err}"
                 continue
             self.policy_errors.pop(policy.name, None)
-            actions = tuple(a.model_copy(update={"decision_id": f"{policy.name}@{decision_id}"}) for a in d.actions)
-            decisions.append(d.model_copy(update={"actions": actions}))
+            decisions.append(_stamped(d, policy.name, decision_id))
         shift = self._shift(latest, now_s, decision_id)
         if shift is not None:
             decisions.append(shift)
@@ -199,8 +204,7 @@ class PolicyPlanner:
             self.policy_errors[name] = f"{type(err).__name__}: {err}"
             return None
         self.policy_errors.pop(name, None)
-        actions = tuple(a.model_copy(update={"decision_id": f"{name}@{decision_id}"}) for a in d.actions)
-        return d.model_copy(update={"actions": actions})
+        return _stamped(d, name, decision_id)
 
     def context(self, state: PowerState, latest: LatestValues, now_s: float, event: str | None) -> InterlockContext:
         """Headroom per chain node and power per service, for the interlocks."""
