@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/backtest.py            # writes bench/reports/prediction.md + PNGs
     .venv/bin/python bench/backtest.py --only heartbeat   # rewrites section 5 of it only
+    .venv/bin/python bench/backtest.py --only power       # rewrites section 2 of it only
 
 Every model is fitted on a training range and scored on a later, disjoint test range
 (rolling origins inside the test range; each forecast uses only data up to its origin).
@@ -136,41 +137,7 @@ def demand_section(lines: list[str]) -> None:
 
 def power_section(lines: list[str]) -> None:
     ev = predict_power.evaluate(SEED)
-    per = ev.per_server
-    lines += [
-        "## 2. Workload-signature power model (SPECpower_ssj2008) — goal: MAPE ≤5 % on held-out servers",
-        "",
-        "Leave-one-server-out over the 25 full 11-point curves: the shape is fitted on 24 curves and the 25th",
-        "server is predicted from its datasheet idle and 100 % watts only; MAPE over its 10–90 % points.",
-        "Two shape variants were compared under this same leave-one-out (the variant choice therefore saw these",
-        "results); the linear idle→peak model is the baseline.",
-        "",
-        "| model | mean MAPE % | median MAPE % | max MAPE % | servers ≤5 % |",
-        "|---|---|---|---|---|",
-    ]
-    for col, label in (
-        ("learned_mape_pct", "shape ~ idle/peak (shipped)"),
-        ("median_shape_mape_pct", "median shape"),
-        ("linear_mape_pct", "linear (baseline)"),
-    ):
-        v = per[col]
-        lines.append(f"| {label} | {v.mean():.2f} | {v.median():.2f} | {v.max():.2f} | {int((v <= 5).sum())}/25 |")
-    met = per["learned_mape_pct"].mean() <= 5.0
-    lines += [
-        "",
-        f"Goal (mean ≤5 %): {'met' if met else 'NOT met'}.",
-        "",
-        "Aggregation (semi-synthetic: real PlanetLab CPU traces drive each held-out server; 'actual' is its own",
-        "SPECpower curve, 'predicted' the leave-one-out model), MAPE of the summed power:",
-        "",
-    ]
-    lines += _md(ev.rack)
-    lines += [
-        "",
-        "Memory, network, storage and ambient terms exist (non-negative least squares on measured power) but no",
-        "data set here pairs them with measured server power, so they are tested on synthetic data only.",
-        "",
-    ]
+    lines += predict_power.section_lines(ev, _md(ev.rack))
 
 
 def detect_section(lines: list[str]) -> None:
@@ -325,12 +292,12 @@ def replace_section(report: Path, section: list[str]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=["heartbeat"], help="rewrite only this section of the report")
+    parser.add_argument("--only", choices=["heartbeat", "power"], help="rewrite only this section of the report")
     args = parser.parse_args()
-    if args.only == "heartbeat":
+    if args.only is not None:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
         section: list[str] = []
-        heartbeat_section(section)
+        {"heartbeat": heartbeat_section, "power": power_section}[args.only](section)
         replace_section(REPORTS / "prediction.md", section)
         print("\n".join(section))
         return
