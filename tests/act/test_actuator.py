@@ -286,3 +286,111 @@ async def test_a_failed_shed_keeps_its_host_powered(graph: SiteGraph) -> None:
     assert (ActionKind.SERVICE_SHED, Phase.FAILED) in by_kind
     last_off = [v for v in out if v.action.target_id == outlets[-1]]
     assert last_off[0].phase is Phase.REFUSED
+
+
+class LayerDriver(StateDriver):
+    """Records when each action arrives and answers it after a delay; may refuse one target."""
+
+    def __init__(self, refuse: str | None = None, delay_s: float = 0.01) -> None:
+        super().__init__()
+        self.refuse = refuse
+        self.delay_s = delay_s
+        self.arrived: list[tuple[str, int]] = []
+        self.answered: list[str] = []
+
+    async def apply(self, action: Action) -> ActionResult:
+        self.arrived.append((action.target_id, len(self.answered)))
+        await asyncio.sleep(self.delay_s)
+        self.answered.append(action.target_id)
+        if action.target_id == self.refuse:
+            return ActionResult(command_id=action.command_id, ok=False, message="device said no")
+        return await super().apply(action)
+
+
+def _low_services(graph: SiteGraph, n: int) -> list[str]:
+    lock = CriticalClosureInterlock(graph)
+    deps = {d for s in graph.site.services for d in s.depends_on}
+    free = [s.id for s in graph.site.services if s.tier is Tier.LOW and s.id not in lock.protected and s.id not in deps]
+    assert len(free) >= n
+    return free[:n]
+
+
+async def test_a_sequence_goes_out_once_the_one_before_is_acknowledged(graph: SiteGraph) -> None:
+    driver = LayerDriver()
+    act, journal = _actuator(graph, driver, Mode.ARMED)
+    a, b, c = _low_services(graph, 3)
+    layered = [
+        Action(kind=ActionKind.SERVICE_SHED, target_id=c, decision_id="d", sequence=1),
+        Action(kind=ActionKind.SERVICE_SHED, target_id=a, decision_id="d", sequence=0),
+        Action(kind=ActionKind.SERVICE_SHED, target_id=b, decision_id="d", sequence=0),
+    ]
+    out = await act.execute([_decision(*layered)], InterlockContext(t_s=0.0, power_event=True))
+    assert [v.phase for v in out] == [Phase.ACKED] * 3
+    # a and b left together (neither had an answer yet); c only after both were answered.
+    assert driver.arrived == [(a, 0), (b, 0), (c, 2)]
+    assert act.next_due_s == float("inf")  # nothing held for later: no fixed delay between layers
+    sent = [e.target_id for e in journal.entries() if e.phase is Phase.SENT]
+    assert sent == [a, b, c]
+    # wattwise plan lists them in the same order armed sends them.
+    fresh, _ = _actuator(graph, LayerDriver(), Mode.ARMED)
+    assert [v.action.target_id for v in fresh.plan([_decision(*layered)], InterlockContext(0.0))] == [a, b, c]
+
+
+async def test_a_failed_sequence_holds_the_later_ones_for_the_next_decision(graph: SiteGraph) -> None:
+    a, b, c = _low_services(graph, 3)
+    driver = LayerDriver(refuse=a)
+    act, journal = _actuator(graph, driver, Mode.ARMED)
+    layered = [
+        Action(kind=ActionKind.SERVICE_SHED, target_id=a, decision_id="d", sequence=0),
+        Action(kind=ActionKind.SERVICE_SHED, target_id=b, decision_id="d", sequence=0),
+        Action(kind=ActionKind.SERVICE_SHED, target_id=c, decision_id="d", sequence=1),
+    ]
+    out = await act.execute([_decision(*layered)], InterlockContext(t_s=0.0, power_event=True))
+    assert [(v.action.target_id, v.phase) for v in out] == [(a, Phase.FAILED), (b, Phase.ACKED)]
+    assert c not in [t for t, _ in driver.arrived]
+    assert c not in {e.target_id for e in journal.entries()}  # never planned, so never claimed sent
+    assert act.next_due_s == 0.0  # the loop decides again on its next tick
+
+
+class BatchPdu:
+    """A batch driver: counts exchanges and the actions each carried."""
+
+    name = "pdu"
+
+    def __init__(self) -> None:
+        self.batches: list[list[str]] = []
+
+    def supports(self, kind: ActionKind) -> bool:
+        return kind in {ActionKind.OUTLET_OFF, ActionKind.OUTLET_ON}
+
+    async def read(self) -> list[Reading]:
+        return []
+
+    async def apply(self, action: Action) -> ActionResult:
+        return (await self.apply_many([action]))[0]
+
+    async def apply_many(self, actions: list[Action]) -> list[ActionResult]:
+        self.batches.append([a.target_id for a in actions])
+        return [ActionResult(command_id=a.command_id, ok=not a.target_id.endswith("x")) for a in actions]
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_actions_a_batch_driver_owns_go_in_batches_with_one_answer_each() -> None:
+    pdu, other = BatchPdu(), BatchPdu()
+    journal = MemoryJournal()
+
+    def route(a: Action) -> BatchPdu:
+        return pdu if a.target_id.startswith("p1") else other
+
+    act = Actuator(Mode.ARMED, journal, route, [], SimClock(), max_batch=3)  # type: ignore[arg-type]
+    ids = [f"p1.o{n}" for n in range(5)] + ["p2.o1", "p2.ox"]
+    actions = [Action(kind=ActionKind.OUTLET_OFF, target_id=t, decision_id="d") for t in ids]
+    out = await act.execute([_decision(*actions)], InterlockContext(0.0))
+    assert pdu.batches == [ids[:3], ids[3:5]]  # max_batch per exchange, in order
+    assert other.batches == [["p2.o1", "p2.ox"]]
+    assert [v.action.target_id for v in out] == ids
+    assert [v.phase for v in out] == [Phase.ACKED] * 6 + [Phase.FAILED]
+    answered = {e.target_id: e.phase for e in journal.entries() if e.phase in (Phase.ACKED, Phase.FAILED)}
+    assert answered == dict(zip(ids, [Phase.ACKED] * 6 + [Phase.FAILED], strict=True))

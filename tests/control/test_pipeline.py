@@ -106,3 +106,33 @@ def _view(**values: float) -> LatestValues:
 )
 def test_detect_event(before: dict[str, float], after: dict[str, float], expected: str | None) -> None:
     assert detect_event(_view(**before), _view(**after)) == expected
+
+
+def test_a_unit_the_controller_switched_off_going_down_is_not_an_event() -> None:
+    before, after = _view(**{"psu-1__available": 1.0}), _view(**{"psu-1__available": 0.0})
+    assert detect_event(before, after, expected={"psu-1"}) is None
+    assert detect_event(before, after, expected={"psu-2"}) == "psu-1: unit down"
+    # Only the drop it caused is expected: a UPS going on battery is an event whoever is off.
+    ups = _view(**{"psu-1__available": 0.0, "ups-a__on_battery": 1.0})
+    assert detect_event(before, ups, expected={"psu-1", "ups-a"}) == "ups-a: on_battery"
+
+
+def test_assembly_expects_the_psus_behind_outlets_it_switched_off() -> None:
+    from wattwise.act.base import Mode
+    from wattwise.control.assemble import assemble, switched_off_with_psus
+    from wattwise.model.clock import SimClock
+    from wattwise.model.generate import SiteSpec, generate_site
+    from wattwise.model.values import ActionKind
+
+    site = generate_site(SiteSpec(servers=20, servers_per_rack=10, racks_per_hall=2, seed=1))
+    a = assemble(site, [], DuckDBStore(":memory:"), SimClock(), Mode.ARMED)
+    ix = a.index
+    outlet, psu = ix.psu_outlet_ids[0], ix.psu_ids[0]
+    assert switched_off_with_psus(a.actuator, ix) == frozenset()
+    a.actuator._state[outlet] = (ActionKind.OUTLET_OFF, None, None)
+    a.actuator._state["svc-x"] = (ActionKind.SERVICE_SHED, 0.0, None)
+    a.actuator._state[ix.psu_outlet_ids[1]] = (ActionKind.OUTLET_ON, None, None)
+    got = switched_off_with_psus(a.actuator, ix)
+    assert {outlet, psu, "svc-x"} <= got
+    assert ix.psu_ids[1] not in got or ix.psu_outlet_ids[1] == outlet
+    assert a.controller.expected_down() == got

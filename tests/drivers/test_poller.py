@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 
+import numpy as np
 import pytest
 
 from conftest import free_port
@@ -105,3 +106,42 @@ async def test_poll_all_is_bounded_and_staleness_rises_after_death(peers: tuple[
     assert poller.staleness_s()["redfish:srv-1"] >= 0.3
     assert not poller.health()[0].available
     await driver.close()
+
+
+async def test_spread_polls_each_device_at_its_own_phase_of_the_period() -> None:
+    clock = WallClock()
+    seen: dict[str, list[float]] = {}
+
+    class Quiet:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def supports(self, kind: object) -> bool:
+            return False
+
+        async def read(self) -> list[Reading]:
+            seen.setdefault(self.name, []).append(clock.now_s())
+            return []
+
+        async def close(self) -> None:
+            return None
+
+    async def first_polls(spread: bool) -> tuple[Poller, float]:
+        seen.clear()
+        poller = Poller([(Quiet(f"pdu-{i}"), 1.0) for i in range(40)], clock, spread=spread)  # type: ignore[misc]
+        t0 = clock.now_s()
+        task = asyncio.create_task(poller.run())
+        await asyncio.sleep(1.3)
+        poller.stop()
+        await asyncio.wait_for(task, timeout=5.0)
+        return poller, t0
+
+    poller, t0 = await first_polls(spread=True)
+    firsts = {c.name: seen[c.name][0] - t0 for c in poller.coordinators}
+    for c in poller.coordinators:
+        assert firsts[c.name] == pytest.approx(c.phase_frac(), abs=0.15)  # its phase of the 1 s period
+    phases = np.array([c.phase_frac() for c in poller.coordinators])
+    assert np.corrcoef(phases, [firsts[c.name] for c in poller.coordinators])[0, 1] > 0.95
+    assert max(firsts.values()) - min(firsts.values()) > 0.5  # spread over the period, not one burst
+    poller, t0 = await first_polls(spread=False)
+    assert max(seen[c.name][0] - t0 for c in poller.coordinators) < 0.15  # all at once without it

@@ -9,9 +9,9 @@ import httpx
 import pytest
 
 from conftest import DATASETS, need
-from wattwise.drivers.redfish import RedfishDriver
+from wattwise.drivers.redfish import REWALK_AFTER, RedfishDriver
 from wattwise.drivers.redfish_client import RedfishEndpoint
-from wattwise.errors import DeviceUnavailable
+from wattwise.errors import DeviceUnavailable, DriverError
 from wattwise.model.metrics import METRICS
 from wattwise.model.values import Action, ActionKind
 from wattwise.sim.emulators.redfish_query import expand, parse_expand
@@ -177,16 +177,16 @@ async def test_expand_fetches_collections_in_one_get_with_the_same_readings(name
     assert not any("$expand" in g for g in plain_gets)  # stopped asking after the first answer lacked members
 
 
-async def test_a_failed_poll_walks_again_from_the_service_root() -> None:
+async def test_unavailable_polls_keep_the_plan_until_rewalk_after_then_walk_again() -> None:
     need(MOCKUPS.is_dir(), f"Redfish mockups not found at {MOCKUPS}")
     gets: list[str] = []
-    fail = {"now": False}
+    fail = {"now": False, "status": 503}
     inner = mockup_transport(MOCKUPS / "public-rackmount1", [])
 
     def flaky(request: httpx.Request) -> httpx.Response:
         gets.append(request.url.path)
         if fail["now"]:
-            return httpx.Response(503)
+            return httpx.Response(fail["status"])
         return inner.handle_request(request)
 
     endpoint = RedfishEndpoint("http://bmc.test", "u", "p", auth="basic")
@@ -196,12 +196,26 @@ async def test_a_failed_poll_walks_again_from_the_service_root() -> None:
     await driver.read()
     assert "/redfish/v1/" not in gets  # the plan is cached ...
     fail["now"] = True
-    with pytest.raises(DeviceUnavailable):
-        await driver.read()
-    assert driver.plan is None  # ... dropped by a failed poll ...
+    for _ in range(REWALK_AFTER - 1):
+        with pytest.raises(DeviceUnavailable):
+            await driver.read()
+        assert driver.plan is not None  # ... kept through a busy BMC's odd timeout or 5xx ...
+    fail["now"] = False
+    gets.clear()
+    await driver.read()
+    assert "/redfish/v1/" not in gets  # ... (a success resets the count) ...
+    fail["now"] = True
+    for _ in range(REWALK_AFTER):
+        with pytest.raises(DeviceUnavailable):
+            await driver.read()
+    assert driver.plan is None  # ... dropped after REWALK_AFTER in a row ...
     fail["now"] = False
     gets.clear()
     values = {(r.device_id, r.metric) for r in await driver.read()}
     assert gets[0] == "/redfish/v1/"  # ... and walked again
     assert ("dev", "power_w") in values
+    fail.update(now=True, status=404)  # a 404: the tree changed under us, walk again at once
+    with pytest.raises(DriverError):
+        await driver.read()
+    assert driver.plan is None
     await driver.close()

@@ -90,6 +90,32 @@ async def test_v3_authnopriv_outlet_off_and_refusal(agent_port: int) -> None:
     await driver.close()
 
 
+async def test_apply_many_sets_several_outlets_in_one_exchange(agent_port: int) -> None:
+    target = SnmpTarget(port=agent_port, v3_user=V3_AUTH_ONLY_USER, v3_auth_key=V3_AUTH, v3_context="apc-rpdu")
+    driver = SnmpPduDriver("pdu-a", target, retry=FAST)
+    sets: list[int] = []
+    real_set = driver._session.set
+
+    async def counted(binds):  # type: ignore[no-untyped-def]
+        sets.append(len(binds))
+        return await real_set(binds)
+
+    driver._session.set = counted  # type: ignore[method-assign]
+    off = [Action(kind=ActionKind.OUTLET_OFF, target_id=f"pdu-a.outlet{n}") for n in (2, 4, 6)]
+    stray = Action(kind=ActionKind.OUTLET_OFF, target_id="pdu-b.outlet1")
+    results = await driver.apply_many([off[0], stray, off[1], off[2]])
+    assert [r.command_id for r in results] == [a.command_id for a in (off[0], stray, off[1], off[2])]
+    assert [r.ok for r in results] == [True, False, True, True]
+    assert sets == [3]  # the three outlets in one SET; the stray one never reached the agent
+    v = _values(await driver.read())
+    assert [v[(f"pdu-a.outlet{n}", "outlet_on", ())] for n in range(1, 8)] == [1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0]
+    back = await driver.apply_many([a.model_copy(update={"kind": ActionKind.OUTLET_ON}) for a in off])
+    assert all(r.ok for r in back)
+    v = _values(await driver.read())
+    assert all(v[(f"pdu-a.outlet{n}", "outlet_on", ())] == 1.0 for n in range(1, 9))
+    await driver.close()
+
+
 async def test_v3_wrong_auth_key_and_unknown_user_are_auth_errors(agent_port: int) -> None:
     # snmpsimd answers a wrong key with a usmStatsWrongDigests report signed with the right key
     # (pysnmp drops it as unverifiable: the session fails the request at once), and an unknown

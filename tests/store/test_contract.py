@@ -183,6 +183,9 @@ def test_store_journal_takes_the_actuators_entries(store: TimeSeriesStore) -> No
 
 def test_append_journal_many_is_one_transaction_and_idempotent(store: TimeSeriesStore) -> None:
     entries = [JournalEntry(f"c{i}", 50.0 + i, "planned", "outlet_off", f"pdu-1.o{i}") for i in range(450)]
+    # Every column filled in some rows and empty (None) in others round-trips unchanged.
+    entries[3] = JournalEntry("c3", 53.0, "sent", "power_cap", "srv-1", 312.5, "cap", "d9", "ops", 7, "ok 'quoted'")
+    entries[4] = JournalEntry("c4", 54.0, "acked", "throttle", "svc-1", 0.0, "", "", "controller", 0, "")
     store.append_journal_many(entries)
     store.append_journal_many(entries[:10])  # a retried tick writes nothing twice
     assert store.journal(limit=1000) == entries

@@ -15,14 +15,19 @@ from dataclasses import dataclass, replace
 
 from wattwise.act.base import Journal, JournalEntry, Mode, Phase
 from wattwise.act.interlocks import Interlock, InterlockContext
-from wattwise.drivers.base import Driver
+from wattwise.drivers.base import BatchDriver, Driver
 from wattwise.errors import WattwiseError
 from wattwise.model.clock import Clock
-from wattwise.model.values import Action, ActionKind, Decision
+from wattwise.model.values import Action, ActionKind, ActionResult, Decision
 
 logger = logging.getLogger(__name__)
 
 Router = Callable[[Action], Driver | None]
+
+_GOES = frozenset({Phase.SENT, Phase.DRY_RUN, Phase.PLANNED})
+"""Verdicts whose action later actions of the same execute are checked as done (dry-run and
+observe journal what armed would do, so they assume what armed would send goes through)."""
+_CONFIRMED = frozenset({Phase.ACKED, Phase.DRY_RUN, Phase.PLANNED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +68,8 @@ class Actuator:
         approval_kinds: Kinds that wait for an operator.
         token: Returns the current fencing token (``None`` when running without HA).
         timeout_s: Per-command time limit.
-        max_in_flight: Most commands in flight at once.
+        max_in_flight: Most exchanges (commands, or batches to a batch driver) in flight at once.
+        max_batch: Most actions in one batch to a :class:`BatchDriver`.
     """
 
     def __init__(
@@ -77,6 +83,7 @@ class Actuator:
         token: Callable[[], int | None] = lambda: None,
         timeout_s: float = 5.0,
         max_in_flight: int = 64,
+        max_batch: int = 48,
     ) -> None:
         self.mode = mode
         self.journal = journal
@@ -87,6 +94,7 @@ class Actuator:
         self.token = token
         self.timeout_s = timeout_s
         self.max_in_flight = max_in_flight
+        self.max_batch = max_batch
         self._done: set[str] = set()
         self._state: dict[str, tuple[ActionKind, float | None, str | None]] = {}
         self._pending: dict[str, tuple[Action, InterlockContext]] = {}
@@ -113,23 +121,28 @@ class Actuator:
         return Verdict(action, Phase.SENT)
 
     def plan(self, decisions: Sequence[Decision], ctx: InterlockContext) -> list[Verdict]:
-        """Exactly what ``armed`` would do with these decisions, in time order (``wattwise plan``).
+        """Exactly what ``armed`` would do with these decisions, in time and sequence order (``wattwise plan``).
 
         Actions scheduled for later keep their ``not_before_s``; nothing is sent or recorded.
         """
-        order = sorted(enumerate(a for d in decisions for a in d.actions), key=lambda q: (q[1].not_before_s, q[0]))
+        actions = enumerate(a for d in decisions for a in d.actions)
+        order = sorted(actions, key=lambda q: (q[1].not_before_s, q[1].sequence, q[0]))
         verdicts = (self.verdict(a, ctx) for _, a in order)
         return [v for v in verdicts if v.phase is not Phase.ACKED]
 
     # ---- execution ------------------------------------------------------------------------
     async def execute(self, decisions: Sequence[Decision], ctx: InterlockContext) -> list[Verdict]:
-        """Journal and (when armed) send every due action of the decisions, in time order.
+        """Journal and (when armed) send every due action of the decisions, in time and sequence order.
 
-        Actions with ``not_before_s`` in the future (staggered restores, layered sheds) are
-        held; a re-plan that asks for the same intent keeps the earliest time already given,
-        so stateless policies re-planning every tick still progress through a sequence.
-        Every action's ``planned`` (and ``sent``) entry is durable before any command leaves;
-        commands due together are sent concurrently (bounded), their answers journaled after.
+        Actions with ``not_before_s`` in the future (staggered restores) are held; a re-plan
+        that asks for the same intent keeps the earliest time already given, so stateless
+        policies re-planning every tick still progress through a sequence. The actions due now
+        go out one ``Action.sequence`` at a time: every action of a sequence is journaled
+        ``planned`` (and ``sent``) before any of its commands leaves, its commands are sent
+        concurrently (bounded) and answered, and the next sequence follows at once, so a
+        layered shed takes the round trips it needs and no fixed delay. When a command of a
+        sequence fails, the later sequences are not sent now: the next decision re-plans them
+        (``next_due_s`` is set to now).
         """
         now_s = self.clock.now_s()
         token = self.token()
@@ -138,11 +151,29 @@ class Actuator:
         # The actuator does the waiting: what it sends is due now (a device never re-schedules it).
         schedule = self._schedule_of(decisions)
         self.next_due_s = min((due_s for due_s, _, _ in schedule if due_s > now_s), default=float("inf"))
-        due = [
-            raw.model_copy(update={"fencing_token": token, "not_before_s": due_s})
-            for due_s, _, raw in schedule
-            if due_s <= now_s
-        ]
+        layers: dict[int, list[Action]] = {}
+        for due_s, _, raw in schedule:
+            if due_s <= now_s:
+                layers.setdefault(raw.sequence, []).append(
+                    raw.model_copy(update={"fencing_token": token, "not_before_s": due_s})
+                )
+        out: list[Verdict] = []
+        for sequence in sorted(layers):
+            verdicts, ctx = await self._execute_layer(layers[sequence], ctx, now_s)
+            out += verdicts
+            if any(v.phase is Phase.FAILED for v in verdicts):
+                self.next_due_s = now_s
+                later = sum(len(layers[q]) for q in layers if q > sequence)
+                if later:
+                    logger.warning(
+                        "%d action(s) after a failed sequence %d left for the next decision", later, sequence
+                    )
+                break
+        return out
+
+    async def _execute_layer(
+        self, due: Sequence[Action], ctx: InterlockContext, now_s: float
+    ) -> tuple[list[Verdict], InterlockContext]:
         before: list[JournalEntry] = []
         out: list[Verdict] = []
         to_send: list[Action] = []
@@ -154,10 +185,15 @@ class Actuator:
             out.append(self._before_send(v, ctx, before, now_s))
             if out[-1].phase is Phase.SENT:
                 to_send.append(v.action)
+            if out[-1].phase in _GOES:
                 ctx = _after(ctx, v.action)
         self.journal.append_many(before)
         answers = iter(await self._send_many(to_send, ctx))
-        return [next(answers) if v.phase is Phase.SENT else v for v in out]
+        verdicts = [next(answers) if v.phase is Phase.SENT else v for v in out]
+        # A shed acknowledged (or, in dry-run and observe, taken as acknowledged) is confirmed
+        # for the later sequences: its hosts' outlets may go off in the same execute.
+        confirmed = {v.action.target_id for v in verdicts if v.phase in _CONFIRMED}
+        return verdicts, replace(ctx, shed_this_tick=ctx.shed_this_tick - confirmed)
 
     def _before_send(
         self, verdict: Verdict, ctx: InterlockContext, before: list[JournalEntry], now_s: float
@@ -181,15 +217,37 @@ class Actuator:
         return Verdict(action, Phase.SENT)
 
     async def _send_many(self, actions: Sequence[Action], ctx: InterlockContext) -> list[Verdict]:
+        """Send ``actions`` concurrently (at most ``max_in_flight`` exchanges); verdicts in order.
+
+        Actions owned by a :class:`BatchDriver` go to it together, ``max_batch`` at a time (one
+        SNMP SET carries a PDU's outlets), each batch under the same time limit as one command.
+        """
         gate = asyncio.Semaphore(self.max_in_flight)
+        batches: dict[int, tuple[BatchDriver, list[int]]] = {}
+        singles: list[int] = []
+        for i, action in enumerate(actions):
+            driver = self.router(action)
+            if isinstance(driver, BatchDriver):
+                batches.setdefault(id(driver), (driver, []))[1].append(i)
+            else:
+                singles.append(i)
 
-        async def one(action: Action) -> tuple[Verdict, JournalEntry]:
+        async def one(i: int) -> list[tuple[int, Verdict, JournalEntry]]:
             async with gate:
-                return await self._deliver(action, ctx, "controller")
+                verdict, entry = await self._deliver(actions[i], ctx, "controller")
+            return [(i, verdict, entry)]
 
-        results = await asyncio.gather(*(one(a) for a in actions))
-        self.journal.append_many([entry for _, entry in results])
-        return [verdict for verdict, _ in results]
+        async def many(driver: BatchDriver, idx: list[int]) -> list[tuple[int, Verdict, JournalEntry]]:
+            async with gate:
+                answers = await self._deliver_many(driver, [actions[i] for i in idx], ctx, "controller")
+            return [(i, v, e) for i, (v, e) in zip(idx, answers, strict=True)]
+
+        jobs = [one(i) for i in singles]
+        for batch, idx in batches.values():
+            jobs += [many(batch, idx[k : k + self.max_batch]) for k in range(0, len(idx), self.max_batch)]
+        results = sorted((r for rs in await asyncio.gather(*jobs) for r in rs), key=lambda r: r[0])
+        self.journal.append_many([entry for _, _, entry in results])
+        return [verdict for _, verdict, _ in results]
 
     def _schedule_of(self, decisions: Sequence[Decision]) -> list[tuple[float, int, Action]]:
         schedule: dict[tuple[ActionKind, str, float | None, str | None], float] = {}
@@ -217,17 +275,39 @@ class Actuator:
         except WattwiseError as err:
             msg = f"{type(err).__name__}: {err}"
         else:
-            phase = Phase.ACKED if result.ok else Phase.FAILED
-            if result.ok:
-                self._done.add(action.command_id)
-                self._state[action.target_id] = (action.kind, action.value, action.dest_id)
-                for lock in self.interlocks:
-                    lock.record(action, ctx)
-                logger.info("acked %s on %s: %s", action.kind, action.target_id, action.reason)
-            entry = JournalEntry.of(action, phase, self.clock.now_s(), result.message, actor)
-            return Verdict(action, phase, result.message), entry
+            return self._answered(action, result, ctx, actor)
         logger.warning("failed %s on %s: %s", action.kind, action.target_id, msg)
         return Verdict(action, Phase.FAILED, msg), JournalEntry.of(action, Phase.FAILED, self.clock.now_s(), msg, actor)
+
+    async def _deliver_many(
+        self, driver: BatchDriver, actions: Sequence[Action], ctx: InterlockContext, actor: str
+    ) -> list[tuple[Verdict, JournalEntry]]:
+        """Apply several actions through one batch driver; a verdict and journal entry each."""
+        try:
+            results = await asyncio.wait_for(driver.apply_many(actions), timeout=self.timeout_s)
+        except TimeoutError:
+            msg = f"timed out after {self.timeout_s:.1f} s"
+        except WattwiseError as err:
+            msg = f"{type(err).__name__}: {err}"
+        else:
+            return [self._answered(a, r, ctx, actor) for a, r in zip(actions, results, strict=True)]
+        logger.warning("failed %d action(s) via %s: %s", len(actions), getattr(driver, "name", "?"), msg)
+        now_s = self.clock.now_s()
+        return [(Verdict(a, Phase.FAILED, msg), JournalEntry.of(a, Phase.FAILED, now_s, msg, actor)) for a in actions]
+
+    def _answered(
+        self, action: Action, result: ActionResult, ctx: InterlockContext, actor: str
+    ) -> tuple[Verdict, JournalEntry]:
+        """Record a device's answer: state, interlocks and the journal entry."""
+        phase = Phase.ACKED if result.ok else Phase.FAILED
+        if result.ok:
+            self._done.add(action.command_id)
+            self._state[action.target_id] = (action.kind, action.value, action.dest_id)
+            for lock in self.interlocks:
+                lock.record(action, ctx)
+            logger.info("acked %s on %s: %s", action.kind, action.target_id, action.reason)
+        entry = JournalEntry.of(action, phase, self.clock.now_s(), result.message, actor)
+        return Verdict(action, phase, result.message), entry
 
     async def _send(self, action: Action, ctx: InterlockContext, actor: str) -> Verdict:
         self.journal.append(JournalEntry.of(action, Phase.SENT, self.clock.now_s(), actor=actor))
@@ -257,6 +337,14 @@ class Actuator:
         action, _ = self._pending.pop(command_id)
         self.journal.append(JournalEntry.of(action, Phase.DENIED, self.clock.now_s(), actor=actor))
         return Verdict(action, Phase.DENIED)
+
+    def switched_off(self) -> frozenset[str]:
+        """Targets whose last acknowledged command took them down (a service shed, an outlet off).
+
+        Their reading unavailable is the command's effect, not a power event.
+        """
+        down = (ActionKind.SERVICE_SHED, ActionKind.OUTLET_OFF)
+        return frozenset(t for t, (kind, _, _) in self._state.items() if kind in down)
 
     def forget_state(self, target_id: str) -> None:
         """Forget the last known state of a target (after a device reports a change)."""

@@ -36,6 +36,7 @@ from wattwise.cli.demo_wire import wire_drivers
 from wattwise.cli.store_cmds import open_store
 from wattwise.config import Settings
 from wattwise.control.assemble import assemble, tune_gc_for_controller
+from wattwise.control.eventloop import new_event_loop
 from wattwise.control.retrain import StoreRetrainer
 from wattwise.errors import ConfigError, WattwiseError
 from wattwise.model.clock import Clock
@@ -242,7 +243,7 @@ def demo(
         if wire and speed != 1.0:
             raise ConfigError("--wire runs at --speed 1 (wire drivers stamp readings with the wall clock)")
         store = DuckDBStore(store_path) if store_path is not None else open_store(settings)
-        loop = asyncio.new_event_loop()
+        loop = new_event_loop()
         wired = loop.run_until_complete(wire_drivers(twin, clock, poll_s)) if wire else None
     except (WattwiseError, ValueError, FileNotFoundError) as err:
         console.print(f"[red]{err}[/red]")
@@ -254,6 +255,9 @@ def demo(
         approval_kinds=approval_kinds, store_every_s=store_every_s,
         node_forecasts=True,  # versions `wattwise train --store` registers are picked up while running
     )  # fmt: skip
+    if wired is not None:
+        wired.polled.listeners.append(assembly.controller.offer)  # an event decides when its poll lands
+        assembly.controller.acting.append(wired.polled.hold_bulk)  # a response's commands before bulk polls
     tune_gc_for_controller()
     retrainer = None if retrain_every_s is None else StoreRetrainer(assembly.index, store, every_s=retrain_every_s)
     alive = Event_()

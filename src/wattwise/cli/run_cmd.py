@@ -36,6 +36,7 @@ from wattwise.api.server import ServerThread
 from wattwise.cli.store_cmds import open_store
 from wattwise.config import Settings
 from wattwise.control.assemble import Assembly, assemble, tune_gc_for_controller
+from wattwise.control.eventloop import new_event_loop
 from wattwise.control.loop import TickReport
 from wattwise.control.retrain import StoreRetrainer
 from wattwise.drivers.endpoint_drivers import BuiltDrivers, build_drivers
@@ -183,6 +184,8 @@ async def _wire(site: Site, loaded: LoadedEndpoints, store: TimeSeriesStore, mod
     )  # fmt: skip
     tune_gc_for_controller()
     run = Running(site, loaded, built, polled, assembly, store, mode)
+    polled.listeners.append(assembly.controller.offer)  # an event decides when its poll lands
+    assembly.controller.acting.append(polled.hold_bulk)  # a response's commands before bulk polls
     assembly.controller.listeners.append(run.stats.take)
     if mode is Mode.ARMED and site.services:
         warning = unrouted_warning(built)
@@ -292,7 +295,7 @@ class RunOptions:
 def _run(
     site: Site, loaded: LoadedEndpoints, store: TimeSeriesStore, mode: Mode, settings: Settings, opts: RunOptions
 ) -> int:
-    loop = asyncio.new_event_loop()
+    loop = new_event_loop()
     try:
         # Some clients (pymodbus) bind to the running loop when made: build them on the loop that runs them.
         run = loop.run_until_complete(_wire(site, loaded, store, mode, settings))

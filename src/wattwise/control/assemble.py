@@ -6,6 +6,7 @@ import atexit
 import gc
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -174,5 +175,15 @@ def assemble(
         poll_period_s=poll_period_s,
         decide_period_s=decide_period_s,
         is_leader=is_leader,
+        expected_down=partial(switched_off_with_psus, actuator, index),
     )
     return Assembly(controller, planner, actuator, pipeline, journal, graph, index)
+
+
+def switched_off_with_psus(actuator: Actuator, index: SiteIndex) -> frozenset[str]:
+    """What the actuator switched off or shed, and the PSUs fed by the outlets among them."""
+    off = actuator.switched_off()
+    if not off:
+        return off
+    psus = (p for p, o in zip(index.psu_ids, index.psu_outlet_ids, strict=True) if o in off)
+    return off | frozenset(psus)

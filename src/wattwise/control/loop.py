@@ -4,15 +4,17 @@ Devices are polled every ``poll_period_s``; a decision runs every ``decide_perio
 once when a reading shows an event (UPS on battery, ATS transfer, a breaker near trip, a PSU
 alarm) — the fast path — or when an action the actuator held for later (a staggered shed layer
 or restore step) falls due, so a sequence advances at the poll period, not the decision
-period. Nothing that fails in one device, model or policy stops the loop: it becomes a
-status, a log line on transition, and a metric.
+period. Where devices are polled in the background (``Poller``), a batch that changes an
+event metric wakes the loop at once (``Controller.offer``), so an event is decided on when it
+arrives, not at the next tick. Nothing that fails in one device, model or policy stops the
+loop: it becomes a status, a log line on transition, and a metric.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -62,6 +64,8 @@ EVENT_METRICS = (
     "load_frac",
 )
 
+_EVENT_SET = frozenset(EVENT_METRICS)
+
 _TRIP_METRICS = frozenset({"on_battery", "low_battery", "leak_detected", "breaker_tripped", *PHASE_BREAKER_METRICS})
 """Flags whose rise from 0 to 1 is a power event."""
 
@@ -106,14 +110,17 @@ class TickReport:
     errors: tuple[str, ...] = ()
 
 
-EventDetector = Callable[[LatestValues, LatestValues], str | None]
+EventDetector = Callable[[LatestValues, LatestValues, Collection[str]], str | None]
 
 
-def detect_event(before: LatestValues, after: LatestValues) -> str | None:
+def detect_event(before: LatestValues, after: LatestValues, expected: Collection[str] = frozenset()) -> str | None:
     """Name the first power event visible between two views, or ``None``.
 
     UPS going on battery or low battery, an ATS changing source, a feed going dark, a breaker
-    at ≥95 % of its rating, a PSU or cooling unit going down, or a leak.
+    at ≥95 % of its rating, a PSU or cooling unit going down, or a leak. A unit in ``expected``
+    (one the controller switched off or shed, and the PSUs behind its outlets) going down is
+    the command's effect, not an event: a response of a thousand outlet-offs would otherwise
+    re-decide on every poll that shows one more PSU dark.
     """
     for (device, metric), (value, _) in after.events.items():
         old = before.get(device, metric)
@@ -129,7 +136,7 @@ def detect_event(before: LatestValues, after: LatestValues) -> str | None:
             return f"{device}: source lost"
         if metric == "source_available" and value >= 1 > old:
             return f"{device}: source returned"
-        if metric == "available" and value < 1 <= old:
+        if metric == "available" and value < 1 <= old and device not in expected:
             return f"{device}: unit down"
     return None
 
@@ -147,6 +154,10 @@ class Controller:
         decide_period_s: Seconds between routine decisions (events decide at once).
         read_timeout_s: Per-driver read time limit.
         is_leader: Returns whether this controller may act now (HA); followers stay warm.
+        detector: Names the power event between two views of the event metrics.
+        expected_down: Units whose going down is the effect of the controller's own commands
+            (by default what the actuator switched off or shed; ``assemble`` adds the PSUs
+            behind switched-off outlets).
     """
 
     def __init__(
@@ -161,6 +172,7 @@ class Controller:
         read_timeout_s: float = 2.0,
         is_leader: Callable[[], bool] = lambda: True,
         detector: EventDetector = detect_event,
+        expected_down: Callable[[], Collection[str]] | None = None,
     ) -> None:
         self.drivers = tuple(drivers)
         self.sink = sink
@@ -172,6 +184,7 @@ class Controller:
         self.read_timeout_s = read_timeout_s
         self.is_leader = is_leader
         self.detector = detector
+        self.expected_down = expected_down or actuator.switched_off
         self.latest = LatestValues()
         self.driver_errors: dict[str, str] = {}
         self.last_decisions: list[Decision] = []
@@ -179,6 +192,10 @@ class Controller:
         self.last_event: str | None = None
         self._last_decide_s = float("-inf")
         self._stop = asyncio.Event()
+        self._wake = asyncio.Event()
+        self.acting: list[Callable[[bool], None]] = []
+        """Told ``True`` before commands are sent and ``False`` once they are answered
+        (``PolledDriver.hold_bulk``: bulk polls wait while a response goes out)."""
         self.listeners: list[Callable[[TickReport], None]] = []
 
     async def _read_one(self, driver: Driver) -> list[Reading]:
@@ -207,7 +224,7 @@ class Controller:
         accepted = self.sink.ingest(readings, now_s)
         before = self.latest.events_view()
         self.latest.update_batch(accepted)
-        event = self.detector(before, self.latest.events_view())
+        event = self.detector(before, self.latest.events_view(), self.expected_down())
         held_due = now_s >= self.actuator.next_due_s and self.is_leader()
         due = force_decide or event is not None or held_due or now_s - self._last_decide_s >= self.decide_period_s
         verdicts: list[Verdict] = []
@@ -232,7 +249,12 @@ class Controller:
         self.last_decisions = decisions
         if not self.is_leader():
             return []
-        verdicts = await self.actuator.execute(decisions, ctx)
+        sends = any(d.actions for d in decisions)
+        self._tell_acting(sends, True)
+        try:
+            verdicts = await self.actuator.execute(decisions, ctx)
+        finally:
+            self._tell_acting(sends, False)
         self.last_verdicts = verdicts
         try:
             self.planner.observe_verdicts(verdicts)
@@ -240,6 +262,47 @@ class Controller:
             logger.exception("planner failed to observe verdicts")
             errors.append(f"planner: {type(err).__name__}: {err}")
         return verdicts
+
+    def _tell_acting(self, sends: bool, acting: bool) -> None:
+        for hook in self.acting if sends else ():
+            try:
+                hook(acting)
+            except Exception:  # a hook must not stop the loop
+                logger.exception("acting hook failed")
+
+    def wake(self) -> None:
+        """Start the next tick now instead of at the end of the poll period."""
+        self._wake.set()
+
+    def offer(self, readings: Sequence[Reading]) -> bool:
+        """Wake the loop when ``readings`` (a background poll's batch) change an event metric.
+
+        Called by a poller's sink as a batch arrives; the tick that follows reads the batch
+        through the drivers as usual. Returns whether the loop was woken.
+        """
+        held = self.latest.events
+        for r in readings:
+            if r.metric in _EVENT_SET:
+                old = held.get((r.device_id, r.metric))
+                if old is None or old[0] != r.value:
+                    self._wake.set()
+                    return True
+        return False
+
+    async def _pause(self, duration_s: float) -> None:
+        """Sleep on the clock for ``duration_s``, or less when woken."""
+        if self._wake.is_set() or duration_s <= 0.0:
+            self._wake.clear()
+            return
+        sleeper = asyncio.ensure_future(self.clock.sleep_s(duration_s))
+        waker = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (sleeper, waker):
+                task.cancel()
+            await asyncio.gather(sleeper, waker, return_exceptions=True)
+        self._wake.clear()
 
     async def run(self, until_s: float | None = None) -> None:
         """Tick until stopped (or until the clock reaches ``until_s``)."""
@@ -251,7 +314,7 @@ class Controller:
                 await self.tick()
             except Exception:  # the loop itself must survive anything
                 logger.exception("tick failed")
-            await self.clock.sleep_s(max(0.0, self.poll_period_s - (self.clock.now_s() - started_s)))
+            await self._pause(max(0.0, self.poll_period_s - (self.clock.now_s() - started_s)))
 
     def stop(self) -> None:
         """Ask ``run`` to return after the current tick."""

@@ -7,11 +7,11 @@ limit and within each on-battery UPS's energy for its tiers' runtime targets (se
 :mod:`wattwise.decide.allocation_problem` for the exact model).
 
 The plan is turned into ordered actions: sheds least important tier first and, inside a
-tier, in reverse dependency order (dependants first), one layer per ``shed_layer_s``; then
-outlets of servers left with nothing to run switched off; when power allows again, outlets
-back on, then restores in dependency order (dependencies first), batched so each step's
-inrush stays under ``inrush_step_w``, one step per ``restore_stagger_s``
-(``Action.not_before_s``).
+tier, in reverse dependency order (dependants first), one layer per ``Action.sequence`` (the
+actuator sends a layer as soon as the one before it is acknowledged); then outlets of servers
+left with nothing to run switched off; when power allows again, outlets back on, then restores
+in dependency order (dependencies first), batched so each step's inrush stays under
+``inrush_step_w``, one step per ``restore_stagger_s`` (``Action.not_before_s``).
 """
 
 from __future__ import annotations
@@ -44,7 +44,6 @@ class GreedyAllocationPolicy:
     Args:
         min_hold_s: Shortest battery time any kept service is charged for (re-plan period), s.
         inverter_efficiency_frac: UPS inverter efficiency on battery.
-        shed_layer_s: Delay between shed layers (tier, then dependency layer), s.
         restore_stagger_s: Delay between restore steps, s.
         inrush_step_w: Most power restored in one step, W.
         restore_margin_frac: Free share of every limit a row must keep after a service is
@@ -72,7 +71,6 @@ class GreedyAllocationPolicy:
         self,
         min_hold_s: float = 60.0,
         inverter_efficiency_frac: float = 0.95,
-        shed_layer_s: float = 0.5,
         restore_stagger_s: float = 5.0,
         inrush_step_w: float = 20_000.0,
         restore_margin_frac: float = 0.05,
@@ -80,7 +78,6 @@ class GreedyAllocationPolicy:
         self.min_hold_s = min_hold_s
         self.restore_margin_frac = restore_margin_frac
         self.inverter_efficiency_frac = inverter_efficiency_frac
-        self.shed_layer_s = shed_layer_s
         self.restore_stagger_s = restore_stagger_s
         self.inrush_step_w = inrush_step_w
 
@@ -128,7 +125,6 @@ class MilpAllocationPolicy(GreedyAllocationPolicy):
         max_milp_services: Largest problem (services) given to the MILP solver.
         min_hold_s: See :class:`GreedyAllocationPolicy`.
         inverter_efficiency_frac: See :class:`GreedyAllocationPolicy`.
-        shed_layer_s: See :class:`GreedyAllocationPolicy`.
         restore_stagger_s: See :class:`GreedyAllocationPolicy`.
         inrush_step_w: See :class:`GreedyAllocationPolicy`.
         restore_margin_frac: See :class:`GreedyAllocationPolicy`.
@@ -151,15 +147,12 @@ class MilpAllocationPolicy(GreedyAllocationPolicy):
         mip_rel_gap: float = 1e-4,
         min_hold_s: float = 60.0,
         inverter_efficiency_frac: float = 0.95,
-        shed_layer_s: float = 0.5,
         restore_stagger_s: float = 5.0,
         inrush_step_w: float = 20_000.0,
         restore_margin_frac: float = 0.05,
         max_milp_services: int = 1000,
     ) -> None:
-        super().__init__(
-            min_hold_s, inverter_efficiency_frac, shed_layer_s, restore_stagger_s, inrush_step_w, restore_margin_frac
-        )
+        super().__init__(min_hold_s, inverter_efficiency_frac, restore_stagger_s, inrush_step_w, restore_margin_frac)
         self.time_limit_s = time_limit_s
         self.mip_rel_gap = mip_rel_gap
         self.max_milp_services = max_milp_services
@@ -241,18 +234,18 @@ def _shed_actions(
                 value=0.0,
                 previous_value=float(cur[s]),
                 reason=f"power event: shed tier-{int(p.rank[s])} service (dependants first)",
-                not_before_s=t0 + int(layer) * policy.shed_layer_s,
+                not_before_s=t0,
+                sequence=int(layer),
             )
         )
     thr = np.flatnonzero((new > 0) & (cur > 0) & (np.abs(new - cur) > 1e-9))
-    shed_t = t0 + steps * policy.shed_layer_s if len(order) else np.zeros(0)
 
-    def after_lower_tiers(s: int) -> float:
+    def after_lower_tiers(s: int) -> int:
         """A service is throttled down only once every less important tier is shed."""
         if new[s] > cur[s]:
-            return t0
-        later = shed_t[p.rank[order] > p.rank[s]]
-        return float(later.max()) + policy.shed_layer_s if len(later) else t0
+            return 0
+        later = steps[p.rank[order] > p.rank[s]]
+        return int(later.max()) + 1 if len(later) else 0
 
     out += [
         Action(
@@ -261,11 +254,12 @@ def _shed_actions(
             value=float(new[s]),
             previous_value=float(cur[s]),
             reason="power event: throttle to fit budget",
-            not_before_s=after_lower_tiers(s),
+            not_before_s=t0,
+            sequence=after_lower_tiers(s),
         )
         for s in thr.tolist()
     ]
-    last = t0 + (int(steps[-1]) + 1 if len(order) else 0) * policy.shed_layer_s
+    last = int(steps[-1]) + 1 if len(order) else 0
     was_on = p.host_on(np.where(cur > 0, 0, OFF).astype(np.int64))
     # A host goes off when its last service is shed now, or when it was left with nothing to
     # run earlier and still draws its idle power: an outlet-off the actuator held (until the
@@ -280,7 +274,8 @@ def _shed_actions(
             kind=ActionKind.OUTLET_OFF,
             target_id=o,
             reason=f"server {ix.server_ids[j]} has nothing left to run",
-            not_before_s=last,
+            not_before_s=t0,
+            sequence=last,
         )
         for j, o in _outlets(state, off)
     ]

@@ -7,6 +7,7 @@ this boundary. Retries, timeouts and back-off live inside drivers; what leaves a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -58,4 +59,21 @@ class Driver(Protocol):
 
     async def close(self) -> None:
         """Release connections."""
+        ...
+
+
+@runtime_checkable
+class BatchDriver(Protocol):
+    """A driver that can carry several actions in one exchange (an SNMP SET of many varbinds).
+
+    The actuator hands such a driver every action of a layer it owns at once; what it returns
+    answers each action, in order.
+    """
+
+    async def apply_many(self, actions: Sequence[Action]) -> list[ActionResult]:
+        """Apply ``actions``; one result per action, in the same order.
+
+        Raises:
+            DriverError: None of them could be delivered (the caller decides what next).
+        """
         ...

@@ -46,9 +46,13 @@ class PolledDriver:
         self._buffer: list[Reading] = []
         self._task: asyncio.Task[None] | None = None
         self._first_delay_s = 0.0
+        self.listeners: list[Callable[[Sequence[Reading]], object]] = []
+        """Called with every batch as it arrives (``Controller.offer`` wakes the loop on an event)."""
 
     def _take(self, _name: str, readings: Sequence[Reading]) -> None:
         self._buffer.extend(readings)
+        for listener in self.listeners:
+            listener(readings)
 
     async def prime(self) -> int:
         """Poll every device once now, each under its deadline; returns how many answered.
@@ -69,6 +73,10 @@ class PolledDriver:
     async def _run(self, delay_s: float) -> None:
         await self.poller.clock.sleep_s(delay_s)
         await self.poller.run()
+
+    def hold_bulk(self, held: bool) -> None:
+        """Pause or resume bulk-telemetry polls (``Controller.acting`` calls it around a response)."""
+        self.poller.hold_bulk(held)
 
     def supports(self, kind: ActionKind) -> bool:
         """Whether any member supports ``kind``."""

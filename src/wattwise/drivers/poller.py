@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -110,10 +111,27 @@ class DeviceCoordinator:
         self.last_error = text
         return PollResult(self.name, False, self.clock.now_s() - t0, 0, text)
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Poll every ``period_s`` (aligned to the period, skipping missed ticks) until ``stop``."""
+    def phase_frac(self) -> float:
+        """Where in its period this device is polled, in [0, 1), fixed by its name.
+
+        As Prometheus spreads scrape targets: a thousand devices of one period are then not
+        polled in one burst that delays everything else on the loop (an event's poll included).
+        """
+        return zlib.crc32(self.name.encode()) / 2**32
+
+    async def run(self, stop: asyncio.Event, spread: bool = False, gate: asyncio.Event | None = None) -> None:
+        """Poll every ``period_s`` (aligned to the period, skipping missed ticks) until ``stop``.
+
+        With ``spread``, the first poll waits for this device's phase (:meth:`phase_frac`); with
+        ``gate``, each poll waits while the gate is closed (a poll in flight is not stopped).
+        """
         next_t = self.clock.now_s()
+        if spread:
+            next_t += self.phase_frac() * self.period_s
+            await self.clock.sleep_s(next_t - self.clock.now_s())
         while not stop.is_set():
+            if gate is not None and not gate.is_set():
+                await gate.wait()
             await self.poll_once()
             next_t += self.period_s
             now = self.clock.now_s()
@@ -131,6 +149,11 @@ class Poller:
         sink: Receives readings of every successful poll.
         max_concurrency: Polls in flight at once in :meth:`poll_all` (bounds sockets).
         timeout_s: Deadline of one poll (defaults to each device's period).
+        spread: Poll each device at its own phase of its period (:meth:`DeviceCoordinator.phase_frac`)
+            rather than every device of a period at once.
+        bulk_period_s: Devices polled this rarely or more rarely are bulk telemetry (servers,
+            PDUs): :meth:`hold_bulk` pauses their polls while the controller sends a response,
+            so an event's commands and the polls that show events (UPS, ATS, feeds) come first.
     """
 
     def __init__(
@@ -140,8 +163,14 @@ class Poller:
         sink: Sink | None = None,
         max_concurrency: int = 512,
         timeout_s: float | None = None,
+        spread: bool = True,
+        bulk_period_s: float = 5.0,
     ) -> None:
         self.clock = clock
+        self.spread = spread
+        self.bulk_period_s = bulk_period_s
+        self._bulk_open = asyncio.Event()
+        self._bulk_open.set()
         self.coordinators = [DeviceCoordinator(d, clock, p, timeout_s, sink) for d, p in drivers]
         self._limit = asyncio.Semaphore(max_concurrency)
         self._stop = asyncio.Event()
@@ -157,7 +186,22 @@ class Poller:
     async def run(self) -> None:
         """Run every coordinator at its own period until :meth:`stop`."""
         self._stop.clear()
-        await asyncio.gather(*(c.run(self._stop) for c in self.coordinators))
+        await asyncio.gather(*(c.run(self._stop, self.spread, self._gate(c)) for c in self.coordinators))
+
+    def _gate(self, c: DeviceCoordinator) -> asyncio.Event | None:
+        return self._bulk_open if c.period_s >= self.bulk_period_s else None
+
+    def hold_bulk(self, held: bool) -> None:
+        """Pause (``True``) or resume (``False``) new polls of bulk-telemetry devices."""
+        if held:
+            self._bulk_open.clear()
+        else:
+            self._bulk_open.set()
+
+    @property
+    def bulk_held(self) -> bool:
+        """Whether bulk polls are paused now."""
+        return not self._bulk_open.is_set()
 
     def stop(self) -> None:
         """Ask every coordinator to finish its current poll and return."""

@@ -37,10 +37,13 @@ from wattwise.drivers.redfish_plan import (
     resource_key,
 )
 from wattwise.drivers.retry import RetryPolicy
-from wattwise.errors import DriverError
+from wattwise.errors import DeviceUnavailable, DriverError
 from wattwise.model.values import Action, ActionKind, ActionResult, Reading
 
 logger = logging.getLogger(__name__)
+
+REWALK_AFTER = 3
+"""Unavailable polls in a row after which the next poll walks the service again from its root."""
 
 _SLOW = frozenset({"PowerSupply", "PsuControl", "LimitControl", "CoolingUnit"})
 _POWER_STATE = {ActionKind.OUTLET_OFF: "Off", ActionKind.OUTLET_ON: "On", ActionKind.OUTLET_CYCLE: "PowerCycle"}
@@ -103,6 +106,7 @@ class RedfishDriver:
         self._reads = 0
         self._slow_cache: dict[str, list[Reading]] = {}
         self._dirty: set[str] = set()
+        self._unavailable = 0
 
     def supports(self, kind: ActionKind) -> bool:
         """Outlet switching, power caps and PSU set-points."""
@@ -150,6 +154,7 @@ class RedfishDriver:
         ]
 
     def _invalidate(self) -> None:
+        self._unavailable = 0
         self.plan = None
         self._slow_cache.clear()
 
@@ -158,11 +163,19 @@ class RedfishDriver:
         due = self._due(plan)
         try:
             bodies = await self._fetch(plan, due)
-        except DriverError:
-            # A 404 means the tree changed under us; a timeout or 5xx may be a BMC reboot or
-            # re-flash: either way the next poll walks again from the service root.
-            self._invalidate()
+        except DeviceUnavailable:
+            # A timeout or 5xx may be a BMC reboot or re-flash, or only a busy BMC or poller: the
+            # plan is kept through REWALK_AFTER - 1 of them in a row (walking again costs a
+            # dozen GETs, and under load re-walks on every timeout feed on each other), and the
+            # next poll after that walks again from the service root.
+            self._unavailable += 1
+            if self._unavailable >= REWALK_AFTER:
+                self._invalidate()
             raise
+        except DriverError:
+            self._invalidate()  # a 404 or a malformed answer: the tree changed under us
+            raise
+        self._unavailable = 0
         t_s = self.now_s()
         fresh: dict[str, list[Reading]] = {}
         for leaf in plan.leaves:

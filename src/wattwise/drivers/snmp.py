@@ -59,6 +59,8 @@ OID_OUTLET_COMMAND = f"{RPDU}.3.3.1.1.4"  # .N; GET 1 on / 2 off; SET 1 on, 2 of
 OID_OUTLET_STATE = f"{RPDU}.3.5.1.1.4"  # .N; 1 on / 2 off
 OID_OUTLET_LOAD = f"{RPDU}.3.5.1.1.7"  # .N, tenths of A
 COMMANDS = {ActionKind.OUTLET_ON: 1, ActionKind.OUTLET_OFF: 2, ActionKind.OUTLET_CYCLE: 3}
+SET_CHUNK = 24
+"""Most outlet commands in one SET (24 varbinds fit a 1 472-byte datagram with room to spare)."""
 MAX_VARBINDS = 32
 
 
@@ -275,6 +277,47 @@ class SnmpPduDriver:
             message=f"outlet {n} command {COMMANDS[action.kind]}",
             t_s=self.now_s(),
         )
+
+    async def apply_many(self, actions: Sequence[Action]) -> list[ActionResult]:
+        """Outlet commands of several outlets in as few SETs as possible (``SET_CHUNK`` varbinds each).
+
+        A chunk the agent refuses (an SNMP error status names one varbind, and an agent may
+        have applied none of them) is sent again one action at a time, so each action gets
+        its own answer; commands are idempotent, so a repeat is harmless.
+
+        Raises:
+            DriverError: The agent is unreachable or refused our credentials.
+        """
+        out: dict[int, ActionResult] = {}
+        binds: list[tuple[int, Action, tuple[str, Any]]] = []
+        for i, action in enumerate(actions):
+            n = self.outlet_number(action.target_id)
+            if action.kind not in COMMANDS or n is None:
+                out[i] = await self.apply(action)  # the single path words the refusal
+                continue
+            binds.append((i, action, (f"{OID_OUTLET_COMMAND}.{n}", Integer32(COMMANDS[action.kind]))))
+        for start in range(0, len(binds), SET_CHUNK):
+            chunk = binds[start : start + SET_CHUNK]
+
+            async def attempt(chunk: list[tuple[int, Action, tuple[str, Any]]] = chunk) -> list[tuple[str, Any]]:
+                return await self._session.set([b for _, _, b in chunk])
+
+            try:
+                await call_with_retries(
+                    attempt, self.retry, what="SNMP SET", device_id=self.device_id, url=self.target.url
+                )
+            except SnmpRefused:
+                for i, action, _ in chunk:
+                    out[i] = await self.apply(action)
+                continue
+            t_s = self.now_s()
+            for i, action, (oid, value) in chunk:
+                n = int(oid.rsplit(".", 1)[1])
+                logger.info("device %s: outlet %d command %d (command %s)", self.device_id, n, value, action.command_id)
+                out[i] = ActionResult(
+                    command_id=action.command_id, ok=True, message=f"outlet {n} command {int(value)}", t_s=t_s
+                )
+        return [out[i] for i in range(len(actions))]
 
     async def close(self) -> None:
         """Release the engine's transport when this driver owns it."""

@@ -101,6 +101,10 @@ class Action(BaseModel):
     decision_id: str = ""
     fencing_token: int | None = None
     not_before_s: float = 0.0
+    sequence: int = 0
+    """Order among the actions due together: the actuator sends a higher sequence only once
+    every lower one due with it was acknowledged (dependants shed before their dependencies,
+    outlets switched off once their hosts' services are down)."""
 
     @property
     def command_id(self) -> str:
