@@ -9,8 +9,10 @@ TCP units, servers as Redfish BMCs where ``--wire-servers``), and writes an endp
 
 One JSON-over-HTTP server on loopback carries what has no device protocol here:
 
-* the orchestrator stand-in: ``GET /readings`` (services, feed metering and, when servers are
-  not on the wire, server and PSU readings) and ``POST /apply`` (an ``Action`` → ``ActionResult``);
+* the orchestrator stand-in: ``GET /readings`` (services and feed metering) and ``POST /apply``
+  (an ``Action`` → ``ActionResult``); when servers are not on the wire, ``GET /servers`` (server
+  and PSU readings, as a BMC aggregator's API would give them) and ``POST /servers/apply``
+  (power caps, PSU set-points);
 * the bench's hand on the twin: ``POST /events`` (scenario events, injected now) and
   ``GET /status`` (whether any service is still shed, this process's CPU seconds).
 
@@ -98,14 +100,22 @@ async def keep_time(twin: Twin) -> None:
         await asyncio.sleep(0.1)
 
 
-def handler(twin: Twin, orchestrator: Driver) -> Any:
+def handler(twin: Twin, orchestrator: Driver, servers: Driver) -> Any:
+    async def rows(driver: Driver) -> HttpResponse:
+        return HttpResponse(200, [[r.device_id, r.metric, r.value, r.t_s] for r in await driver.read()])
+
+    async def apply(driver: Driver, body: str) -> HttpResponse:
+        return HttpResponse(200, (await driver.apply(Action.model_validate_json(body))).model_dump())
+
     async def handle(req: HttpRequest) -> HttpResponse:
         if req.method == "GET" and req.path == "/readings":
-            rows = [[r.device_id, r.metric, r.value, r.t_s] for r in await orchestrator.read()]
-            return HttpResponse(200, rows)
+            return await rows(orchestrator)
         if req.method == "POST" and req.path == "/apply":
-            result = await orchestrator.apply(Action.model_validate_json(req.body))
-            return HttpResponse(200, result.model_dump())
+            return await apply(orchestrator, req.body)
+        if req.method == "GET" and req.path == "/servers":
+            return await rows(servers)
+        if req.method == "POST" and req.path == "/servers/apply":
+            return await apply(servers, req.body)
         if req.method == "POST" and req.path == "/events":
             inject_now(twin, json.loads(req.body))
             return HttpResponse(200, {"t_s": twin.t_s})
@@ -138,8 +148,9 @@ async def serve(args: argparse.Namespace) -> None:
     protocols: tuple[Any, ...] = ("nut", "snmp", "modbus") + (("redfish",) if args.wire_servers else ())
     devices = SensorRefresh(TwinDriver(twin, name="devices", kinds=kinds), args.refresh_s)
     endpoints = await start_endpoints(devices, site, protocols=protocols)
-    orchestrated = ("service", "feed") + (() if args.wire_servers else ("server", "psu"))
-    server = JsonHttpServer(handler(twin, TwinDriver(twin, name="orchestrator", kinds=orchestrated)))
+    orchestrator = TwinDriver(twin, name="orchestrator", kinds=("service", "feed"))
+    servers = SensorRefresh(TwinDriver(twin, name="servers", kinds=("server", "psu")), args.refresh_s)
+    server = JsonHttpServer(handler(twin, orchestrator, servers))
     await server.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -45,3 +45,42 @@ def test_dependants_wait_until_their_dependencies_report_running() -> None:
     # Restored but still restarting (level 1, not running): everything else waits.
     restarting = first_up.with_(service_running=np.zeros(n, dtype=bool))
     assert _restored(restarting) == set()
+
+
+def test_an_outlet_left_off_under_a_running_server_comes_back_once_power_is_back() -> None:
+    ix = SiteIndex.from_site(generate_site(SiteSpec(servers=40, servers_per_rack=10, services=8, seed=3)))
+    hosted = np.bincount(ix.wl_server, minlength=len(ix.server_ids)) > 0
+    j = int(np.flatnonzero(hosted & ix.server_switchable & (ix.server_bus >= 0))[0])
+    psus = np.flatnonzero(ix.psu_bus == ix.server_bus[j])
+    assert len(psus) == 2, "the server needs two PSUs of its own"
+    outlet_on = np.ones(len(ix.psu_ids), dtype=bool)
+    outlet_on[psus[0]] = False  # one outlet off, the server runs on its other PSU
+    running = PowerState(index=ix, server_power_w=ix.server_idle_w * 1.5, psu_outlet_on=outlet_on)
+
+    def outlets_on(state: PowerState) -> list[str]:
+        d = GreedyAllocationPolicy().decide(state, SiteForecast())
+        return [a.target_id for a in d.actions if a.kind is ActionKind.OUTLET_ON]
+
+    assert outlets_on(running) == [ix.psu_outlet_ids[int(psus[0])]]
+    assert outlets_on(running.with_(psu_outlet_on=np.ones(len(ix.psu_ids), dtype=bool))) == []
+    # Not while the power event lasts: a feed down or a UPS on battery.
+    no_feed = running.with_(feed_available=np.array([False] + [True] * (len(running.feed_available) - 1)))
+    assert ix.psu_outlet_ids[int(psus[0])] not in outlets_on(no_feed)
+    on_battery = running.with_(ups_on_battery=np.ones(len(ix.ups_node), dtype=bool))
+    assert ix.psu_outlet_ids[int(psus[0])] not in outlets_on(on_battery)
+    # A host switched off at both outlets (drawing nothing) with nothing to restore stays off:
+    # bringing it back is the restore's business, once a service needs it.
+    both_off = outlet_on.copy()
+    both_off[psus] = False
+    power_w = np.where(np.arange(len(ix.server_ids)) == j, 0.0, 1.5 * ix.server_idle_w)
+    dark = running.with_(psu_outlet_on=both_off, server_power_w=power_w)
+    assert not set(outlets_on(dark)) & {ix.psu_outlet_ids[int(k)] for k in psus}
+
+
+def test_from_readings_takes_the_outlet_state_of_each_psu() -> None:
+    ix = SiteIndex.from_site(generate_site(SiteSpec(servers=20, servers_per_rack=10, seed=1)))
+    latest = {(ix.psu_outlet_ids[0], "outlet_on"): 0.0, (ix.psu_outlet_ids[1], "outlet_on"): 1.0}
+    s = PowerState.from_readings(ix, latest)
+    assert s.psu_outlet_on is not None
+    assert not s.psu_outlet_on[0]
+    assert s.psu_outlet_on[1:].all()  # on when read on, and when not read at all

@@ -180,7 +180,9 @@ def to_decision(
     new = p.level_frac(level_idx)
     cur = state.service_level_frac
     actions = _shed_actions(policy, state, p, new, cur) + _restore_actions(policy, state, p, new, cur)
-    actions += _spare_on(state, p, max((a.not_before_s for a in actions), default=state.t_s) + policy.restore_stagger_s)
+    last_s = max((a.not_before_s for a in actions), default=state.t_s)
+    actions += _spare_on(state, p, last_s + policy.restore_stagger_s)
+    actions += _redundancy_on(state, p, last_s)
     problems = p.violations(level_idx)
     dead = np.flatnonzero(p.dead & p.forced)
     problems += [f"critical service {ix.service_ids[int(s)]} has no powered server" for s in dead]
@@ -292,6 +294,37 @@ def _spare_on(state: PowerState, p: AllocationProblem, at_s: float) -> list[Acti
     return [
         Action(kind=ActionKind.OUTLET_ON, target_id=o, reason="power back: spare server on", not_before_s=at_s)
         for _, o in _outlets(state, off)
+    ]
+
+
+def _redundancy_on(state: PowerState, p: AllocationProblem, at_s: float) -> list[Action]:
+    """Once power is back, switch on an outlet left off under a server that runs on its other PSU.
+
+    A response switches both outlets of an emptied host off; when one of them went off and the
+    other did not (refused, failed, or the host took work again), the host runs on one PSU and
+    no restore would ever look at it again, since it draws power. Only with every feed up, no
+    UPS on battery and power to spare (the plan keeps spare servers on).
+    """
+    feeds, on_battery, outlet_on = state.feed_available, state.ups_on_battery, state.psu_outlet_on
+    assert feeds is not None  # every array below is filled by __post_init__
+    assert on_battery is not None
+    assert outlet_on is not None
+    if len(p.spare_off) or not feeds.all() or on_battery.any():
+        return []
+    ix = state.index
+    off = ~outlet_on
+    if not off.any():
+        return []
+    own = np.flatnonzero(ix.server_switchable & (ix.server_bus >= 0))  # a switchable server owns its bus
+    bus_server = np.full(ix.n_bus, -1, dtype=np.int64)
+    bus_server[ix.server_bus[own]] = own
+    srv = bus_server[ix.psu_bus]
+    psus = np.flatnonzero(off & (srv >= 0))
+    psus = psus[(state.server_power_w[srv[psus]] > 0) & ~p.chain.server_dark[srv[psus]]]
+    outlets = sorted({ix.psu_outlet_ids[int(k)] for k in psus})
+    return [
+        Action(kind=ActionKind.OUTLET_ON, target_id=o, reason="power back: PSU redundancy restored", not_before_s=at_s)
+        for o in outlets
     ]
 
 

@@ -8,9 +8,10 @@ How the state gets filled (all arrays are in :class:`~wattwise.decide.index.Site
   :meth:`PowerState.from_readings`, which maps site-model ids to rows: servers' ``power_w``,
   feeds' ``source_available``, ATS ``ats_source_index``, UPS ``battery_charge_frac`` and
   ``on_battery``, services' ``throttle_frac`` (0 when shed), PSUs' ``available`` and
-  ``output_power_w``; racklets' ``cooling_capacity_w`` and ``leak_detected``; racks'
-  ``inlet_temp_c``. Missing readings fall back to safe defaults (server at peak power,
-  feed available, ATS on its preferred source, battery full, service at full level).
+  ``output_power_w``, the ``outlet_on`` of the outlet feeding each PSU; racklets'
+  ``cooling_capacity_w`` and ``leak_detected``; racks' ``inlet_temp_c``. Missing readings
+  fall back to safe defaults (server at peak power, feed available, ATS on its preferred
+  source, battery full, service at full level, outlet on).
 * **The twin** already holds the same quantities as arrays in site order and builds
   ``PowerState(index=..., server_power_w=..., ...)`` directly, without any id lookup
   (``tests/decide/twin_adapter.py`` is the reference adapter: it converts the twin's server
@@ -140,6 +141,8 @@ class PowerState:
             when its level is above 0).
         psu_available: Whether each PSU is up.
         psu_share_frac: Share of its bus's load each PSU carries now (None: equal share).
+        psu_outlet_on: Whether the outlet feeding each PSU is switched on (PDU ``outlet_on``;
+            None: on).
         efficiency: PSU efficiency curves (None: ``nominal_efficiency_frac`` everywhere).
         nominal_efficiency_frac: Efficiency used when no curve is given.
         racklet_cooling_available_w: Cooling capacity each racklet module delivers now
@@ -161,6 +164,7 @@ class PowerState:
     service_running: BoolArray | None = None
     psu_available: BoolArray | None = None
     psu_share_frac: FloatArray | None = None
+    psu_outlet_on: BoolArray | None = None
     efficiency: EfficiencyCurves | None = None
     nominal_efficiency_frac: float = 0.94
     racklet_cooling_available_w: FloatArray | None = None
@@ -179,6 +183,7 @@ class PowerState:
             "ups_on_battery": (np.zeros(len(ix.ups_node), dtype=bool), bool),
             "service_level_frac": (np.ones(len(ix.service_ids)), np.float64),
             "psu_available": (np.ones(len(ix.psu_ids), dtype=bool), bool),
+            "psu_outlet_on": (np.ones(len(ix.psu_ids), dtype=bool), bool),
             "racklet_cooling_available_w": (ix.racklet_cooling_capacity_w, np.float64),
             "racklet_leak": (np.zeros(len(ix.racklet_ids), dtype=bool), bool),
             "racklet_isolated": (np.zeros(len(ix.racklet_ids), dtype=bool), bool),
@@ -234,6 +239,7 @@ class PowerState:
             service_running=col(index.service_ids, "available", np.ones(len(index.service_ids))) > 0.5,
             psu_available=col(index.psu_ids, "available", np.ones(len(index.psu_ids))) > 0.5,
             psu_share_frac=share,
+            psu_outlet_on=col(index.psu_outlet_ids, "outlet_on", np.ones(len(index.psu_ids))) > 0.5,
             racklet_cooling_available_w=col(index.racklet_ids, "cooling_capacity_w", index.racklet_cooling_capacity_w),
             racklet_leak=col(index.racklet_ids, "leak_detected", np.zeros(len(index.racklet_ids))) > 0.5,
             racklet_isolated=col(index.racklet_ids, "loop_isolated", np.zeros(len(index.racklet_ids))) > 0.5,
