@@ -136,3 +136,19 @@ def test_assembly_expects_the_psus_behind_outlets_it_switched_off() -> None:
     assert {outlet, psu, "svc-x"} <= got
     assert ix.psu_ids[1] not in got or ix.psu_outlet_ids[1] == outlet
     assert a.controller.expected_down() == got
+
+
+def test_offer_wakes_the_loop_only_for_a_batch_that_shows_an_event() -> None:
+    from wattwise.act.base import Mode
+    from wattwise.control.assemble import assemble
+    from wattwise.model.clock import SimClock
+    from wattwise.model.generate import SiteSpec, generate_site
+
+    site = generate_site(SiteSpec(servers=20, servers_per_rack=10, racks_per_hall=2, seed=1))
+    c = assemble(site, [], DuckDBStore(":memory:"), SimClock(), Mode.ARMED).controller
+    c.latest.update_batch(ReadingBatch.from_readings([Reading("ups-a", "on_battery", 0.0, 0.0)]))
+    c.latest.update_batch(ReadingBatch.from_readings([Reading("pdu-1", "load_frac", 0.5, 0.0)]))
+    assert not c.offer([Reading("pdu-1", "load_frac", 0.6, 1.0), Reading("srv-1", "power_w", 300.0, 1.0)])
+    assert not c._wake.is_set()  # a load change below the limit is telemetry, not an event
+    assert c.offer([Reading("pdu-1", "load_frac", 0.6, 1.0), Reading("ups-a", "on_battery", 1.0, 1.0)])
+    assert c._wake.is_set()

@@ -123,21 +123,28 @@ def detect_event(before: LatestValues, after: LatestValues, expected: Collection
     re-decide on every poll that shows one more PSU dark.
     """
     for (device, metric), (value, _) in after.events.items():
-        old = before.get(device, metric)
-        if metric in _TRIP_METRICS and value >= 1 > (old or 0):
-            return f"{device}: {metric}"
-        if metric == "ats_source_index" and old is not None and value != old:
-            return f"{device}: ATS transfer"
-        if metric == "load_frac" and value >= 0.95 > (old or 0):
-            return f"{device}: near limit"
-        if old is None:  # first sight of a device is its state, not a change (standby sources read 0)
-            continue
-        if metric == "source_available" and value < 1 <= old:
-            return f"{device}: source lost"
-        if metric == "source_available" and value >= 1 > old:
-            return f"{device}: source returned"
-        if metric == "available" and value < 1 <= old and device not in expected:
-            return f"{device}: unit down"
+        name = _event(device, metric, value, before.get(device, metric))
+        if name is not None and not (metric == "available" and device in expected):
+            return name
+    return None
+
+
+def _event(device: str, metric: str, value: float, old: float | None) -> str | None:
+    """The event a change of one event metric is, or ``None``."""
+    if metric in _TRIP_METRICS and value >= 1 > (old or 0):
+        return f"{device}: {metric}"
+    if metric == "ats_source_index" and old is not None and value != old:
+        return f"{device}: ATS transfer"
+    if metric == "load_frac" and value >= 0.95 > (old or 0):
+        return f"{device}: near limit"
+    if old is None:  # first sight of a device is its state, not a change (standby sources read 0)
+        return None
+    if metric == "source_available" and value < 1 <= old:
+        return f"{device}: source lost"
+    if metric == "source_available" and value >= 1 > old:
+        return f"{device}: source returned"
+    if metric == "available" and value < 1 <= old:
+        return f"{device}: unit down"
     return None
 
 
@@ -275,7 +282,7 @@ class Controller:
         self._wake.set()
 
     def offer(self, readings: Sequence[Reading]) -> bool:
-        """Wake the loop when ``readings`` (a background poll's batch) change an event metric.
+        """Wake the loop when ``readings`` (a background poll's batch) show a power event.
 
         Called by a poller's sink as a batch arrives; the tick that follows reads the batch
         through the drivers as usual. Returns whether the loop was woken.
@@ -284,7 +291,7 @@ class Controller:
         for r in readings:
             if r.metric in _EVENT_SET:
                 old = held.get((r.device_id, r.metric))
-                if old is None or old[0] != r.value:
+                if _event(r.device_id, r.metric, r.value, None if old is None else old[0]) is not None:
                     self._wake.set()
                     return True
         return False
