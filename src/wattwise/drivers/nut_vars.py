@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from wattwise.model.metrics import phase_current_metric, phase_power_metric
-from wattwise.model.ups_status import UpsStatus
+from wattwise.model.ups_status import UpsStatus, on_battery
 from wattwise.model.values import Quality, Reading
 from wattwise.units import pct_to_frac
 
@@ -172,14 +172,9 @@ class NutVarParser:
         if unknown and not mask:
             raise ValueError(f"no known ups.status flag in {raw!r}")
         quality = Quality.UNCERTAIN if unknown else Quality.GOOD
-        # A UPS that ran its battery flat reports OFF (no longer OB) while its input is still
-        # dead: that is not "power back". Off and not on line counts as on battery, so the
-        # controller keeps the power event (no restores, no outlets on) until OL returns.
-        dead_input = bool(mask & UpsStatus.OFF) and not mask & UpsStatus.OL
-        on_battery = bool(mask & UpsStatus.OB) or dead_input
         return [
             Reading(self.device_id, "ups_status_flags", float(mask), t_s, quality),
-            Reading(self.device_id, "on_battery", float(on_battery), t_s, quality),
+            Reading(self.device_id, "on_battery", float(on_battery(mask)), t_s, quality),
             Reading(self.device_id, "low_battery", float(bool(mask & UpsStatus.LB)), t_s, quality),
         ]
 

@@ -62,3 +62,20 @@ def status_words(flags: int) -> str:
     ('', 'OL CHRG')
     """
     return " ".join(f.name or "" for f in UpsStatus if int(flags) & f.value)
+
+
+def on_battery(mask: int) -> bool:
+    """Whether a UPS with these ``ups.status`` flags runs without input power.
+
+    ``OB``, or ``OFF`` without ``OL``: a UPS that ran its battery flat reports ``OFF`` (no
+    longer ``OB``) while its input is still dead, and that is not "power back": the controller
+    keeps the power event (no restores, no outlets on) until ``OL`` returns. The NUT driver
+    reads ``on_battery`` with it and the twin reports it with it.
+
+    >>> on_battery(UpsStatus.OB | UpsStatus.DISCHRG), on_battery(UpsStatus.OFF), on_battery(UpsStatus.OL)
+    (True, True, False)
+    >>> on_battery(UpsStatus.OFF | UpsStatus.OL)  # switched off by hand with mains present
+    False
+    """
+    flags = UpsStatus(mask)
+    return bool(flags & UpsStatus.OB) or (bool(flags & UpsStatus.OFF) and not flags & UpsStatus.OL)

@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from wattwise.model.metrics import PHASE_BREAKER_METRICS, PHASE_CURRENT_METRICS, PHASE_NAMES
-from wattwise.model.ups_status import status_flags
+from wattwise.model.ups_status import on_battery, status_flags
 from wattwise.model.values import Reading
 from wattwise.sim.chain import ups_runtime_s
 
@@ -76,9 +76,9 @@ def _ups(twin: Twin, t: float, out: Rows) -> None:
     _emit(out, ids, "battery_charge_frac", np.clip(ch.ups_energy_wh / full, 0, 1), t)
     _emit(out, ids, "battery_runtime_s", np.minimum(ups_runtime_s(ch, twin.params), 1e6), t)
     _emit(out, ids, "battery_health_frac", ch.ups_soh_frac, t)
-    # As the NUT driver reads it: a UPS switched off by an empty battery is still without input.
-    _emit(out, ids, "on_battery", ch.ups_on_battery | ch.ups_off, t)
     words = ups_status_words(twin)
+    # The NUT driver's rule (a UPS switched off by an empty battery is still without input).
+    _emit(out, ids, "on_battery", np.array([on_battery(status_flags(w)) for w in words], dtype=bool), t)
     _emit(out, ids, "low_battery", np.array(["LB" in w.split() for w in words]), t)
     for d, w in zip(ids, words, strict=True):
         out.append(Reading(d, "ups_status_flags", float(status_flags(w)), t, tags=(("ups.status", w),)))
