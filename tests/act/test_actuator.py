@@ -6,7 +6,13 @@ import pytest
 
 from wattwise.act.actuator import Actuator
 from wattwise.act.base import MemoryJournal, Mode, Phase
-from wattwise.act.interlocks import CriticalClosureInterlock, FlapInterlock, InterlockContext, LimitInterlock
+from wattwise.act.interlocks import (
+    CriticalClosureInterlock,
+    DependencyOrderInterlock,
+    FlapInterlock,
+    InterlockContext,
+    LimitInterlock,
+)
 from wattwise.errors import DeviceUnavailable
 from wattwise.model.clock import SimClock
 from wattwise.model.generate import SiteSpec, generate_site
@@ -336,19 +342,43 @@ async def test_a_sequence_goes_out_once_the_one_before_is_acknowledged(graph: Si
     assert [v.action.target_id for v in fresh.plan([_decision(*layered)], InterlockContext(0.0))] == [a, b, c]
 
 
-async def test_a_failed_sequence_holds_the_later_ones_for_the_next_decision(graph: SiteGraph) -> None:
-    a, b, c = _low_services(graph, 3)
-    driver = LayerDriver(refuse=a)
-    act, journal = _actuator(graph, driver, Mode.ARMED)
+def _low_pair(graph: SiteGraph) -> tuple[str, str]:
+    """A low-tier service and a dependency of it that only it depends on, neither protected."""
+    lock = CriticalClosureInterlock(graph)
+    users = {d: [s.id for s in graph.site.services if d in s.depends_on] for d in graph.services}
+    pairs = [
+        (s.id, d)
+        for s in graph.site.services
+        for d in s.depends_on
+        if s.tier is Tier.LOW and users[d] == [s.id] and not {s.id, d} & lock.protected
+    ]
+    assert pairs, "the site needs a low-tier service with a dependency of its own"
+    return pairs[0]
+
+
+async def test_a_failed_command_holds_what_needed_it_and_the_rest_goes_on(graph: SiteGraph) -> None:
+    dependant, dependency = _low_pair(graph)
+    others = [s for s in _low_services(graph, 3) if s not in (dependant, dependency)][:2]
+    assert len(others) == 2
+    driver = LayerDriver(refuse=dependant)
+    journal = MemoryJournal()
+    locks = [CriticalClosureInterlock(graph), DependencyOrderInterlock(graph)]
+    act = Actuator(Mode.ARMED, journal, lambda a: driver, locks, SimClock(), timeout_s=0.2)  # type: ignore[arg-type]
     layered = [
-        Action(kind=ActionKind.SERVICE_SHED, target_id=a, decision_id="d", sequence=0),
-        Action(kind=ActionKind.SERVICE_SHED, target_id=b, decision_id="d", sequence=0),
-        Action(kind=ActionKind.SERVICE_SHED, target_id=c, decision_id="d", sequence=1),
+        Action(kind=ActionKind.SERVICE_SHED, target_id=dependant, decision_id="d", sequence=0),
+        Action(kind=ActionKind.SERVICE_SHED, target_id=others[0], decision_id="d", sequence=0),
+        Action(kind=ActionKind.SERVICE_SHED, target_id=dependency, decision_id="d", sequence=1),
+        Action(kind=ActionKind.SERVICE_SHED, target_id=others[1], decision_id="d", sequence=1),
     ]
     out = await act.execute([_decision(*layered)], InterlockContext(t_s=0.0, power_event=True))
-    assert [(v.action.target_id, v.phase) for v in out] == [(a, Phase.FAILED), (b, Phase.ACKED)]
-    assert c not in [t for t, _ in driver.arrived]
-    assert c not in {e.target_id for e in journal.entries()}  # never planned, so never claimed sent
+    got = {v.action.target_id: v.phase for v in out}
+    assert got[dependant] is Phase.FAILED
+    assert got[others[0]] is Phase.ACKED
+    assert got[dependency] is Phase.REFUSED  # its dependant still runs: the interlock holds it
+    assert got[others[1]] is Phase.ACKED  # the rest of the response went on
+    assert dependency not in [t for t, _ in driver.arrived]
+    refused = [e for e in journal.entries() if e.target_id == dependency]
+    assert [e.phase for e in refused] == [Phase.PLANNED, Phase.REFUSED]
     assert act.next_due_s == 0.0  # the loop decides again on its next tick
 
 

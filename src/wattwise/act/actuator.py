@@ -56,6 +56,20 @@ def _after(ctx: InterlockContext, action: Action) -> InterlockContext:
     return ctx
 
 
+def _undo(ctx: InterlockContext, failed: Sequence[Action]) -> InterlockContext:
+    """The context as if the failed actions had never been sent."""
+    shed = {a.target_id for a in failed if a.kind is ActionKind.SERVICE_SHED}
+    restored = {a.target_id for a in failed if a.kind is ActionKind.SERVICE_RESTORE}
+    off = {a.target_id for a in failed if a.kind is ActionKind.OUTLET_OFF}
+    on = {a.target_id for a in failed if a.kind is ActionKind.OUTLET_ON}
+    return replace(
+        ctx,
+        services_down=(ctx.services_down - shed) | restored,
+        shed_this_tick=ctx.shed_this_tick - shed,
+        outlets_off=(ctx.outlets_off - off) | on,
+    )
+
+
 class Actuator:
     """Executes decisions safely.
 
@@ -140,9 +154,10 @@ class Actuator:
         go out one ``Action.sequence`` at a time: every action of a sequence is journaled
         ``planned`` (and ``sent``) before any of its commands leaves, its commands are sent
         concurrently (bounded) and answered, and the next sequence follows at once, so a
-        layered shed takes the round trips it needs and no fixed delay. When a command of a
-        sequence fails, the later sequences are not sent now: the next decision re-plans them
-        (``next_due_s`` is set to now).
+        layered shed takes the round trips it needs and no fixed delay. A command that fails
+        is taken back out of the context the later sequences are checked in (the interlocks
+        then refuse what depended on it), and the next tick decides again (``next_due_s`` is
+        set to now).
         """
         now_s = self.clock.now_s()
         token = self.token()
@@ -161,14 +176,14 @@ class Actuator:
         for sequence in sorted(layers):
             verdicts, ctx = await self._execute_layer(layers[sequence], ctx, now_s)
             out += verdicts
-            if any(v.phase is Phase.FAILED for v in verdicts):
+            failed = [v.action for v in verdicts if v.phase is Phase.FAILED]
+            if failed:
+                # The later layers are checked as if the failed commands had not been sent, so
+                # the interlocks refuse exactly what needed them (a dependency's shed while
+                # its dependant still runs, a host's outlets while its services run) and the
+                # rest of the response goes on; the next tick decides again.
                 self.next_due_s = now_s
-                later = sum(len(layers[q]) for q in layers if q > sequence)
-                if later:
-                    logger.warning(
-                        "%d action(s) after a failed sequence %d left for the next decision", later, sequence
-                    )
-                break
+                ctx = _undo(ctx, failed)
         return out
 
     async def _execute_layer(

@@ -195,8 +195,8 @@ async def _wire(site: Site, loaded: LoadedEndpoints, store: TimeSeriesStore, mod
 
 
 UNROUTED_SHEDS = (
-    "warning: no endpoint can shed, restore or throttle services: those actions will fail, while "
-    "outlet and PSU actions of the same decisions are still sent (docs/endpoints.md, 'Polling and acting')"
+    "warning: no endpoint can shed, restore or throttle services: those actions will fail (the outlets "
+    "of their hosts then stay on), while PSU actions are still sent (docs/endpoints.md, 'Polling and acting')"
 )
 
 
