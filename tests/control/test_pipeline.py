@@ -119,7 +119,7 @@ def test_a_unit_the_controller_switched_off_going_down_is_not_an_event() -> None
 
 def test_assembly_expects_the_psus_behind_outlets_it_switched_off() -> None:
     from wattwise.act.base import Mode
-    from wattwise.control.assemble import assemble, switched_off_with_psus
+    from wattwise.control.assemble import assemble, outlet_psus, switched_off_with_psus
     from wattwise.model.clock import SimClock
     from wattwise.model.generate import SiteSpec, generate_site
     from wattwise.model.values import ActionKind
@@ -128,11 +128,11 @@ def test_assembly_expects_the_psus_behind_outlets_it_switched_off() -> None:
     a = assemble(site, [], DuckDBStore(":memory:"), SimClock(), Mode.ARMED)
     ix = a.index
     outlet, psu = ix.psu_outlet_ids[0], ix.psu_ids[0]
-    assert switched_off_with_psus(a.actuator, ix) == frozenset()
+    assert switched_off_with_psus(a.actuator, outlet_psus(ix)) == frozenset()
     a.actuator._state[outlet] = (ActionKind.OUTLET_OFF, None, None)
     a.actuator._state["svc-x"] = (ActionKind.SERVICE_SHED, 0.0, None)
     a.actuator._state[ix.psu_outlet_ids[1]] = (ActionKind.OUTLET_ON, None, None)
-    got = switched_off_with_psus(a.actuator, ix)
+    got = switched_off_with_psus(a.actuator, outlet_psus(ix))
     assert {outlet, psu, "svc-x"} <= got
     assert ix.psu_ids[1] not in got or ix.psu_outlet_ids[1] == outlet
     assert a.controller.expected_down() == got

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 from wattwise.act.base import Journal, JournalEntry, Mode, Phase
 from wattwise.act.interlocks import Interlock, InterlockContext
@@ -23,6 +24,7 @@ from wattwise.model.values import Action, ActionKind, ActionResult, Decision
 logger = logging.getLogger(__name__)
 
 Router = Callable[[Action], Driver | None]
+T = TypeVar("T")
 
 _GOES = frozenset({Phase.SENT, Phase.DRY_RUN, Phase.PLANNED})
 """Verdicts whose action later actions of the same execute are checked as done (dry-run and
@@ -275,40 +277,41 @@ class Actuator:
         self._schedule = schedule
         return sorted(queue, key=lambda q: (q[0], q[1]))
 
+    async def _bounded(self, call: Awaitable[T]) -> T | str:
+        """The call's result within ``timeout_s``, or why it failed (a timeout or a driver error)."""
+        try:
+            return await asyncio.wait_for(call, timeout=self.timeout_s)
+        except TimeoutError:
+            return f"timed out after {self.timeout_s:.1f} s"
+        except WattwiseError as err:
+            return f"{type(err).__name__}: {err}"
+
+    def _failed(self, action: Action, msg: str, actor: str, now_s: float) -> tuple[Verdict, JournalEntry]:
+        return Verdict(action, Phase.FAILED, msg), JournalEntry.of(action, Phase.FAILED, now_s, msg, actor)
+
     async def _deliver(self, action: Action, ctx: InterlockContext, actor: str) -> tuple[Verdict, JournalEntry]:
         """Apply one action through its driver; the verdict and the journal entry of the answer."""
         driver = self.router(action)
         if driver is None:
-            msg = f"no driver can apply {action.kind} to {action.target_id}"
-            return Verdict(action, Phase.FAILED, msg), JournalEntry.of(
-                action, Phase.FAILED, self.clock.now_s(), msg, actor
+            return self._failed(
+                action, f"no driver can apply {action.kind} to {action.target_id}", actor, self.clock.now_s()
             )
-        try:
-            result = await asyncio.wait_for(driver.apply(action), timeout=self.timeout_s)
-        except TimeoutError:
-            msg = f"timed out after {self.timeout_s:.1f} s"
-        except WattwiseError as err:
-            msg = f"{type(err).__name__}: {err}"
-        else:
+        result = await self._bounded(driver.apply(action))
+        if not isinstance(result, str):
             return self._answered(action, result, ctx, actor)
-        logger.warning("failed %s on %s: %s", action.kind, action.target_id, msg)
-        return Verdict(action, Phase.FAILED, msg), JournalEntry.of(action, Phase.FAILED, self.clock.now_s(), msg, actor)
+        logger.warning("failed %s on %s: %s", action.kind, action.target_id, result)
+        return self._failed(action, result, actor, self.clock.now_s())
 
     async def _deliver_many(
         self, driver: BatchDriver, actions: Sequence[Action], ctx: InterlockContext, actor: str
     ) -> list[tuple[Verdict, JournalEntry]]:
         """Apply several actions through one batch driver; a verdict and journal entry each."""
-        try:
-            results = await asyncio.wait_for(driver.apply_many(actions), timeout=self.timeout_s)
-        except TimeoutError:
-            msg = f"timed out after {self.timeout_s:.1f} s"
-        except WattwiseError as err:
-            msg = f"{type(err).__name__}: {err}"
-        else:
+        results = await self._bounded(driver.apply_many(actions))
+        if not isinstance(results, str):
             return [self._answered(a, r, ctx, actor) for a, r in zip(actions, results, strict=True)]
-        logger.warning("failed %d action(s) via %s: %s", len(actions), getattr(driver, "name", "?"), msg)
+        logger.warning("failed %d action(s) via %s: %s", len(actions), getattr(driver, "name", "?"), results)
         now_s = self.clock.now_s()
-        return [(Verdict(a, Phase.FAILED, msg), JournalEntry.of(a, Phase.FAILED, now_s, msg, actor)) for a in actions]
+        return [self._failed(a, results, actor, now_s) for a in actions]
 
     def _answered(
         self, action: Action, result: ActionResult, ctx: InterlockContext, actor: str

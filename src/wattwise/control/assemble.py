@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import atexit
 import gc
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -175,15 +175,22 @@ def assemble(
         poll_period_s=poll_period_s,
         decide_period_s=decide_period_s,
         is_leader=is_leader,
-        expected_down=partial(switched_off_with_psus, actuator, index),
+        expected_down=partial(switched_off_with_psus, actuator, outlet_psus(index)),
     )
     return Assembly(controller, planner, actuator, pipeline, journal, graph, index)
 
 
-def switched_off_with_psus(actuator: Actuator, index: SiteIndex) -> frozenset[str]:
+def outlet_psus(index: SiteIndex) -> dict[str, tuple[str, ...]]:
+    """Outlet id → the PSUs it feeds (built once: the controller asks every tick)."""
+    out: dict[str, list[str]] = {}
+    for psu, outlet in zip(index.psu_ids, index.psu_outlet_ids, strict=True):
+        out.setdefault(outlet, []).append(psu)
+    return {o: tuple(p) for o, p in out.items()}
+
+
+def switched_off_with_psus(actuator: Actuator, psus_of: Mapping[str, tuple[str, ...]]) -> frozenset[str]:
     """What the actuator switched off or shed, and the PSUs fed by the outlets among them."""
     off = actuator.switched_off()
     if not off:
         return off
-    psus = (p for p, o in zip(index.psu_ids, index.psu_outlet_ids, strict=True) if o in off)
-    return off | frozenset(psus)
+    return off | frozenset(p for target in off for p in psus_of.get(target, ()))

@@ -198,11 +198,6 @@ class Poller:
         else:
             self._bulk_open.set()
 
-    @property
-    def bulk_held(self) -> bool:
-        """Whether bulk polls are paused now."""
-        return not self._bulk_open.is_set()
-
     def stop(self) -> None:
         """Ask every coordinator to finish its current poll and return."""
         self._stop.set()

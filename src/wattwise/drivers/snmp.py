@@ -253,30 +253,12 @@ class SnmpPduDriver:
         """
         n = self.outlet_number(action.target_id)
         if action.kind not in COMMANDS or n is None:
-            return ActionResult(
-                command_id=action.command_id,
-                ok=False,
-                t_s=self.now_s(),
-                message=f"{action.kind} on {action.target_id} is not an outlet action of {self.device_id}",
-            )
-        bind = [(f"{OID_OUTLET_COMMAND}.{n}", Integer32(COMMANDS[action.kind]))]
-
-        async def attempt() -> list[tuple[str, Any]]:
-            return await self._session.set(bind)
-
+            return self._not_an_outlet(action)
         try:
-            await call_with_retries(attempt, self.retry, what="SNMP SET", device_id=self.device_id, url=self.target.url)
+            await self._set([(action, n)])
         except SnmpRefused as err:
             return ActionResult(command_id=action.command_id, ok=False, message=f"outlet {n}: {err}", t_s=self.now_s())
-        logger.info(
-            "device %s: outlet %d command %d (command %s)", self.device_id, n, COMMANDS[action.kind], action.command_id
-        )
-        return ActionResult(
-            command_id=action.command_id,
-            ok=True,
-            message=f"outlet {n} command {COMMANDS[action.kind]}",
-            t_s=self.now_s(),
-        )
+        return self._done(action, n, self.now_s())
 
     async def apply_many(self, actions: Sequence[Action]) -> list[ActionResult]:
         """Outlet commands of several outlets in as few SETs as possible (``SET_CHUNK`` varbinds each).
@@ -289,35 +271,52 @@ class SnmpPduDriver:
             DriverError: The agent is unreachable or refused our credentials.
         """
         out: dict[int, ActionResult] = {}
-        binds: list[tuple[int, Action, tuple[str, Any]]] = []
+        outlets: list[tuple[int, Action, int]] = []
         for i, action in enumerate(actions):
             n = self.outlet_number(action.target_id)
             if action.kind not in COMMANDS or n is None:
-                out[i] = await self.apply(action)  # the single path words the refusal
-                continue
-            binds.append((i, action, (f"{OID_OUTLET_COMMAND}.{n}", Integer32(COMMANDS[action.kind]))))
-        for start in range(0, len(binds), SET_CHUNK):
-            chunk = binds[start : start + SET_CHUNK]
-
-            async def attempt(chunk: list[tuple[int, Action, tuple[str, Any]]] = chunk) -> list[tuple[str, Any]]:
-                return await self._session.set([b for _, _, b in chunk])
-
+                out[i] = self._not_an_outlet(action)
+            else:
+                outlets.append((i, action, n))
+        for start in range(0, len(outlets), SET_CHUNK):
+            chunk = outlets[start : start + SET_CHUNK]
             try:
-                await call_with_retries(
-                    attempt, self.retry, what="SNMP SET", device_id=self.device_id, url=self.target.url
-                )
+                await self._set([(action, n) for _, action, n in chunk])
             except SnmpRefused:
                 for i, action, _ in chunk:
                     out[i] = await self.apply(action)
                 continue
             t_s = self.now_s()
-            for i, action, (oid, value) in chunk:
-                n = int(oid.rsplit(".", 1)[1])
-                logger.info("device %s: outlet %d command %d (command %s)", self.device_id, n, value, action.command_id)
-                out[i] = ActionResult(
-                    command_id=action.command_id, ok=True, message=f"outlet {n} command {int(value)}", t_s=t_s
-                )
+            for i, action, n in chunk:
+                out[i] = self._done(action, n, t_s)
         return [out[i] for i in range(len(actions))]
+
+    async def _set(self, outlets: Sequence[tuple[Action, int]]) -> None:
+        """One SET of the outlet command of every ``(action, outlet number)``, with retries.
+
+        Raises:
+            SnmpRefused: The agent answered with an error status.
+            DriverError: The agent is unreachable or refused our credentials.
+        """
+        binds = [(f"{OID_OUTLET_COMMAND}.{n}", Integer32(COMMANDS[a.kind])) for a, n in outlets]
+
+        async def attempt() -> list[tuple[str, Any]]:
+            return await self._session.set(binds)
+
+        await call_with_retries(attempt, self.retry, what="SNMP SET", device_id=self.device_id, url=self.target.url)
+
+    def _not_an_outlet(self, action: Action) -> ActionResult:
+        return ActionResult(
+            command_id=action.command_id,
+            ok=False,
+            t_s=self.now_s(),
+            message=f"{action.kind} on {action.target_id} is not an outlet action of {self.device_id}",
+        )
+
+    def _done(self, action: Action, n: int, t_s: float) -> ActionResult:
+        command = COMMANDS[action.kind]
+        logger.info("device %s: outlet %d command %d (command %s)", self.device_id, n, command, action.command_id)
+        return ActionResult(command_id=action.command_id, ok=True, message=f"outlet {n} command {command}", t_s=t_s)
 
     async def close(self) -> None:
         """Release the engine's transport when this driver owns it."""
