@@ -398,8 +398,35 @@ async def trial(rig: Rig, args: argparse.Namespace, rng: random.Random, fast_pat
         out["event_all_acked"] = all(c in answers and answers[c].phase is Phase.ACKED for c in ev_ids)
         out["event_acks_s"] = max((answers[c].t_s for c in ev_ids if c in answers), default=float("nan")) - t0
         out["event_decisions"] = len(evented)
+        # Per acting tick: when it started, planned, ended, and each kind's answers (s after the injection).
+        out["timeline"] = [_tick_timeline(tk, dec, answers, sent, t0) for tk in acting]
     out.update(restore)
     return out
+
+
+def _tick_timeline(
+    tk: tuple[float, float, str | None, list[str]],
+    decisions: list[tuple[float, float]],
+    answers: dict[str, Any],
+    sent: dict[str, Any],
+    t0: float,
+) -> dict[str, Any]:
+    """One acting tick: start, plan end, end, and per command kind [first, last] answer, − injection (s)."""
+    planned = [e for s, e in decisions if tk[0] <= s <= tk[1]]
+    kinds: dict[str, list[float]] = {}
+    for c in tk[3]:
+        if c in answers and c in sent:
+            span = kinds.setdefault(str(sent[c].kind), [float("inf"), float("-inf"), 0])
+            t = answers[c].t_s - t0
+            span[0], span[1], span[2] = min(span[0], t), max(span[1], t), span[2] + 1
+    return {
+        "event": tk[2],
+        "start_s": tk[0] - t0,
+        "planned_s": (planned[0] - t0) if planned else float("nan"),
+        "end_s": tk[1] - t0,
+        "commands": len(tk[3]),
+        "answers_by_kind": kinds,
+    }
 
 
 async def _restore(rig: Rig, args: argparse.Namespace, t_back: float) -> dict[str, Any]:

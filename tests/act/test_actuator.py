@@ -424,3 +424,55 @@ async def test_actions_a_batch_driver_owns_go_in_batches_with_one_answer_each() 
     assert [v.phase for v in out] == [Phase.ACKED] * 6 + [Phase.FAILED]
     answered = {e.target_id: e.phase for e in journal.entries() if e.phase in (Phase.ACKED, Phase.FAILED)}
     assert answered == dict(zip(ids, [Phase.ACKED] * 6 + [Phase.FAILED], strict=True))
+
+
+async def test_one_layer_checks_each_outlet_off_against_those_sent_before_it(graph: SiteGraph) -> None:
+    """Both outlets of a server running a critical service, in one layer: the one that would
+    darken it is refused, the other goes; an approval waiting meanwhile keeps its own context."""
+
+    class Outlets:
+        name = "pdu"
+
+        def __init__(self) -> None:
+            self.off: list[str] = []
+
+        def supports(self, kind: ActionKind) -> bool:
+            return True
+
+        async def read(self) -> list[Reading]:
+            return []
+
+        async def apply(self, action: Action) -> ActionResult:
+            self.off.append(action.target_id)
+            return ActionResult(command_id=action.command_id, ok=True)
+
+        async def close(self) -> None:
+            return None
+
+    lock = CriticalClosureInterlock(graph)
+    server = next(
+        s
+        for s in graph.server_ids
+        if len(graph.power_path(s)) > 1
+        and any(w.server == s and w.service in lock.protected for w in graph.site.workloads)
+    )
+    outlets = [path[1] for path in graph.power_path(server)]
+    driver = Outlets()
+    act = Actuator(
+        Mode.ARMED,
+        MemoryJournal(),
+        lambda a: driver,  # type: ignore[arg-type,return-value]
+        [lock],
+        SimClock(),
+        approval_kinds=frozenset({ActionKind.OUTLET_ON}),
+    )
+    waiting = Action(kind=ActionKind.OUTLET_ON, target_id="elsewhere-o1")
+    offs = [Action(kind=ActionKind.OUTLET_OFF, target_id=o, reason="test") for o in outlets]
+    verdicts = await act.execute([_decision(waiting, *offs)], InterlockContext(0.0))
+    phases = {v.action.target_id: v.phase for v in verdicts}
+    assert [phases[o] for o in outlets[:-1]] == [Phase.ACKED] * (len(outlets) - 1)
+    assert phases[outlets[-1]] is Phase.REFUSED
+    assert driver.off == outlets[:-1]
+    # The pending approval was checked before the outlets went: its context holds none of them.
+    ((_, ctx),) = act._pending.values()
+    assert not set(outlets) & set(ctx.outlets_off)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict, deque
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Protocol
@@ -44,16 +45,28 @@ class InterlockContext:
         services_down: Services shed now (from readings, updated as a tick's sheds go out).
         restores_planned: Services the current decisions restore (higher tiers go first).
         shed_this_tick: Services whose shed goes out in this tick (not yet confirmed by a reading).
+
+    The three sets are frozen, except inside the actuator while it checks one layer (see
+    ``wattwise.act.actuator``), where they grow as each action is sent.
     """
 
     t_s: float
     headroom_w: Mapping[str, float] = field(default_factory=dict)
     service_power_w: Mapping[str, float] = field(default_factory=dict)
-    outlets_off: frozenset[str] = frozenset()
+    outlets_off: AbstractSet[str] = frozenset()
     power_event: bool = False
-    services_down: frozenset[str] = frozenset()
+    services_down: AbstractSet[str] = frozenset()
     restores_planned: frozenset[str] = frozenset()
-    shed_this_tick: frozenset[str] = frozenset()
+    shed_this_tick: AbstractSet[str] = frozenset()
+
+
+def _feeds(outlet: str, action: Action, ctx: InterlockContext) -> bool:
+    """Whether ``outlet`` still feeds its server once ``action`` (an outlet-off) is done.
+
+    Checked per outlet rather than on ``ctx.outlets_off | {target}``: that copy, per action,
+    made a layer of thousands of outlet-offs quadratic.
+    """
+    return outlet != action.target_id and outlet not in ctx.outlets_off
 
 
 def server_services(graph: SiteGraph) -> dict[str, frozenset[str]]:
@@ -125,12 +138,11 @@ class CriticalClosureInterlock:
             servers = [action.target_id]
         else:
             servers = [self.graph.server_ids[i] for i in self.graph.servers_below(action.target_id)]
-        off = ctx.outlets_off | {action.target_id}
         for server in servers:
             hit = self._server_services.get(server, frozenset()) & self.protected
             if not hit:
                 continue
-            still_fed = any(o not in off for o in self._server_outlets.get(server, ()))
+            still_fed = any(_feeds(o, action, ctx) for o in self._server_outlets.get(server, ()))
             if action.kind is ActionKind.NODE_DRAIN or not still_fed:
                 return f"{server} would lose power but runs {', '.join(sorted(hit))}, needed by critical services"
         return None
@@ -277,13 +289,15 @@ class DependencyOrderInterlock:
     def _check_outlet_off(self, action: Action, ctx: InterlockContext) -> str | None:
         if action.target_id not in self.graph.outlet_index:
             return None
-        off = ctx.outlets_off | {action.target_id}
-        confirmed = ctx.services_down - ctx.shed_this_tick
         for i in self.graph.servers_below(action.target_id):
             server = self.graph.server_ids[i]
-            if any(o not in off for o in self._server_outlets.get(server, ())):
+            if any(_feeds(o, action, ctx) for o in self._server_outlets.get(server, ())):
                 continue  # another outlet still feeds it
-            running = sorted(self._server_services.get(server, frozenset()) - confirmed)
+            running = sorted(
+                s
+                for s in self._server_services.get(server, frozenset())
+                if s not in ctx.services_down or s in ctx.shed_this_tick  # down, and confirmed so
+            )
             if running:
                 return (
                     f"held: {server} still runs {', '.join(running[:5])} (outlets go off after its services are shed)"

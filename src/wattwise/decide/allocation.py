@@ -6,12 +6,13 @@ service: full, a throttle level, or off, within every breaker, phase, PDU, UPS a
 limit and within each on-battery UPS's energy for its tiers' runtime targets (see
 :mod:`wattwise.decide.allocation_problem` for the exact model).
 
-The plan is turned into ordered actions: sheds least important tier first and, inside a
-tier, in reverse dependency order (dependants first), one layer per ``Action.sequence`` (the
-actuator sends a layer as soon as the one before it is acknowledged); then outlets of servers
-left with nothing to run switched off; when power allows again, outlets back on, then restores
-in dependency order (dependencies first), batched so each step's inrush stays under
-``inrush_step_w``, one step per ``restore_stagger_s`` (``Action.not_before_s``).
+The plan is turned into ordered actions: sheds in reverse dependency order (dependants first),
+one layer per dependency level and ``Action.sequence`` (the actuator sends a layer as soon as
+the one before it is acknowledged; inside a layer, least important tier first); throttles once
+every less important tier is shed; then outlets of servers left with nothing to run switched
+off; when power allows again, outlets back on, then restores in dependency order (dependencies
+first), batched so each step's inrush stays under ``inrush_step_w``, one step per
+``restore_stagger_s`` (``Action.not_before_s``).
 """
 
 from __future__ import annotations
@@ -223,11 +224,14 @@ def _shed_actions(
     out: list[Action] = []
     t0 = state.t_s
     shed = np.flatnonzero((new == 0) & (cur > 0))
-    # Least important tier first; inside a tier, dependants before their dependencies. A
-    # dependant never has a more important inherited tier than its dependency, so both hold.
-    order = shed[np.lexsort((ix.service_dep_level[shed], -p.rank[shed]))]
-    key = np.stack([-p.rank[order], ix.service_dep_level[order]], axis=1)
-    steps = np.concatenate([[0], np.cumsum((np.diff(key, axis=0) != 0).any(axis=1))]) if len(order) else order
+    # One layer per dependency level, dependants before their dependencies: services of one
+    # level never depend on each other, so each layer goes out at once, whatever their tiers
+    # (a layer per tier and level took a round trip each, a dozen in a large event, and bought
+    # nothing: a failed shed holds back only what depended on it). Inside a layer the least
+    # important tier is handed over first.
+    order = shed[np.lexsort((-p.rank[shed], ix.service_dep_level[shed]))]
+    level = ix.service_dep_level[order]
+    steps = np.concatenate([[0], np.cumsum(np.diff(level) != 0)]) if len(order) else order
     for s, layer in zip(order.tolist(), steps.tolist(), strict=True):
         out.append(
             Action(
