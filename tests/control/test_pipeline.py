@@ -117,24 +117,40 @@ def test_a_unit_the_controller_switched_off_going_down_is_not_an_event() -> None
     assert detect_event(before, ups, expected={"psu-1", "ups-a"}) == "ups-a: on_battery"
 
 
-def test_assembly_expects_the_psus_behind_outlets_it_switched_off() -> None:
+def test_assembly_expects_the_psus_and_units_behind_outlets_it_switched_off() -> None:
     from wattwise.act.base import Mode
-    from wattwise.control.assemble import assemble, outlet_psus, switched_off_with_psus
+    from wattwise.control.assemble import assemble, outlet_feeds, switched_off_units
     from wattwise.model.clock import SimClock
     from wattwise.model.generate import SiteSpec, generate_site
     from wattwise.model.values import ActionKind
 
-    site = generate_site(SiteSpec(servers=20, servers_per_rack=10, racks_per_hall=2, seed=1))
+    site = generate_site(SiteSpec(servers=40, servers_per_rack=10, racks_per_hall=2, racklet_racks_per_hall=1, seed=1))
     a = assemble(site, [], DuckDBStore(":memory:"), SimClock(), Mode.ARMED)
-    ix = a.index
-    outlet, psu = ix.psu_outlet_ids[0], ix.psu_ids[0]
-    assert switched_off_with_psus(a.actuator, outlet_psus(ix)) == frozenset()
-    a.actuator._state[outlet] = (ActionKind.OUTLET_OFF, None, None)
+    feeds = outlet_feeds(site, a.index)
+    server = next(s for s in site.servers if len(s.psus) == 2)
+    (psu1, psu2) = server.psus
+    assert switched_off_units(a.actuator, feeds) == frozenset()
+    a.actuator._state[psu1.input] = (ActionKind.OUTLET_OFF, None, None)
     a.actuator._state["svc-x"] = (ActionKind.SERVICE_SHED, 0.0, None)
-    a.actuator._state[ix.psu_outlet_ids[1]] = (ActionKind.OUTLET_ON, None, None)
-    got = switched_off_with_psus(a.actuator, outlet_psus(ix))
-    assert {outlet, psu, "svc-x"} <= got
-    assert ix.psu_ids[1] not in got or ix.psu_outlet_ids[1] == outlet
+    a.actuator._state[psu2.input] = (ActionKind.OUTLET_ON, None, None)
+    got = switched_off_units(a.actuator, feeds)
+    assert {psu1.input, psu1.id, "svc-x"} <= got
+    assert psu2.id not in got and server.id not in got  # its other outlet still feeds it
+    a.actuator._state[psu2.input] = (ActionKind.OUTLET_OFF, None, None)
+    assert {psu2.id, server.id} <= switched_off_units(a.actuator, feeds)  # dark by command
+    # A racklet and the servers on its DC bus are dark once every rectifier's outlet is off.
+    racklet = site.racklets[0]
+    on_bus = [
+        s.id for s in site.servers if not s.psus and s.rack in {r.id for r in site.racks if r.racklet == racklet.id}
+    ]
+    assert on_bus
+    for p in racklet.power.psus[:-1]:
+        a.actuator._state[p.input] = (ActionKind.OUTLET_OFF, None, None)
+    got = switched_off_units(a.actuator, feeds)
+    assert racklet.id not in got and not set(on_bus) & got
+    a.actuator._state[racklet.power.psus[-1].input] = (ActionKind.OUTLET_OFF, None, None)
+    got = switched_off_units(a.actuator, feeds)
+    assert {racklet.id, *on_bus} <= got
     assert a.controller.expected_down() == got
 
 

@@ -175,22 +175,63 @@ def assemble(
         poll_period_s=poll_period_s,
         decide_period_s=decide_period_s,
         is_leader=is_leader,
-        expected_down=partial(switched_off_with_psus, actuator, outlet_psus(index)),
+        expected_down=partial(switched_off_units, actuator, outlet_feeds(site, index)),
     )
     return Assembly(controller, planner, actuator, pipeline, journal, graph, index)
 
 
-def outlet_psus(index: SiteIndex) -> dict[str, tuple[str, ...]]:
-    """Outlet id → the PSUs it feeds (built once: the controller asks every tick)."""
-    out: dict[str, list[str]] = {}
+@dataclass(frozen=True)
+class OutletFeeds:
+    """What each outlet feeds, built once (the controller asks every tick).
+
+    Attributes:
+        psus: Outlet id → the PSUs (and racklet rectifiers) it feeds.
+        units: Outlet id → the servers and racklets it feeds (through any of their inputs).
+        unit_outlets: Server or racklet id → every outlet feeding it.
+    """
+
+    psus: Mapping[str, tuple[str, ...]]
+    units: Mapping[str, tuple[str, ...]]
+    unit_outlets: Mapping[str, tuple[str, ...]]
+
+
+def outlet_feeds(site: Site, index: SiteIndex) -> OutletFeeds:
+    """The outlet → PSU and outlet → unit maps of ``site``."""
+    psus: dict[str, list[str]] = {}
     for psu, outlet in zip(index.psu_ids, index.psu_outlet_ids, strict=True):
-        out.setdefault(outlet, []).append(psu)
-    return {o: tuple(p) for o, p in out.items()}
+        psus.setdefault(outlet, []).append(psu)
+    unit_outlets: dict[str, tuple[str, ...]] = {}
+    racklet_inputs = {r.id: tuple(p.input for p in r.power.psus) for r in site.racklets}
+    for s in site.servers:
+        if s.psus:
+            unit_outlets[s.id] = tuple(p.input for p in s.psus)
+    for r in site.racklets:
+        unit_outlets[r.id] = racklet_inputs[r.id]
+    rack_racklet = {r.id: r.racklet for r in site.racks if r.racklet is not None}
+    for s in site.servers:
+        racklet = rack_racklet.get(s.rack)
+        if not s.psus and racklet in racklet_inputs:
+            unit_outlets[s.id] = racklet_inputs[racklet]
+    units: dict[str, list[str]] = {}
+    for unit, outlets in unit_outlets.items():
+        for o in outlets:
+            units.setdefault(o, []).append(unit)
+    return OutletFeeds({o: tuple(p) for o, p in psus.items()}, {o: tuple(u) for o, u in units.items()}, unit_outlets)
 
 
-def switched_off_with_psus(actuator: Actuator, psus_of: Mapping[str, tuple[str, ...]]) -> frozenset[str]:
-    """What the actuator switched off or shed, and the PSUs fed by the outlets among them."""
+def switched_off_units(actuator: Actuator, feeds: OutletFeeds) -> frozenset[str]:
+    """Units whose going down is the effect of the actuator's own commands.
+
+    What it switched off or shed, the PSUs behind the outlets among them, and the servers and
+    racklets left with no outlet on.
+    """
     off = actuator.switched_off()
     if not off:
         return off
-    return off | frozenset(p for target in off for p in psus_of.get(target, ()))
+    out = set(off)
+    for target in off:
+        out.update(feeds.psus.get(target, ()))
+        for unit in feeds.units.get(target, ()):
+            if all(o in off for o in feeds.unit_outlets[unit]):
+                out.add(unit)
+    return frozenset(out)
