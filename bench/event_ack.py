@@ -196,7 +196,8 @@ class Rig:
 
     async def status(self) -> dict[str, Any]:
         """Whether any service is still shed, and the device process's CPU seconds."""
-        return dict((await self.control.get("/status")).json())
+        # At 10k the device process can be busy for seconds (a bulk poll's 290 000 readings).
+        return dict((await self.control.get("/status", timeout=60.0)).json())
 
     async def stop(self) -> None:
         self.assembly.controller.stop()

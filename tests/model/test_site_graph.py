@@ -194,6 +194,20 @@ def test_servers_below(graph: SiteGraph) -> None:
         graph.servers_below("nope")
 
 
+def test_servers_below_an_outlet_agree_with_its_pdu() -> None:
+    """Outlets answer from a table built once; their PDU from the tree: the two must agree."""
+    from wattwise.model.generate import SiteSpec, generate_site
+
+    g = SiteGraph(generate_site(SiteSpec(servers=60, servers_per_rack=10, racks_per_hall=3, seed=2)))
+    assert g.site.racklets  # racklet-fed servers hang off rectifier outlets
+    for pdu in g.site.pdus:
+        union = set().union(*(g.servers_below(o.id).tolist() for o in pdu.outlets))
+        assert union == set(g.servers_below(pdu.id).tolist())
+    some = g.servers_below(g.site.pdus[0].outlets[0].id)
+    with pytest.raises(ValueError):
+        some[:1] = 0  # shared between calls: read-only
+
+
 def test_downstream_ids(graph: SiteGraph) -> None:
     assert graph.downstream_ids("ups-a") == {
         "pdu-a",

@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from wattwise.act.base import Journal, JournalEntry, Mode, Phase
 from wattwise.act.interlocks import Interlock, InterlockContext
@@ -262,10 +262,13 @@ class Actuator:
         gate = asyncio.Semaphore(self.max_in_flight)
         batches: dict[int, tuple[BatchDriver, list[int]]] = {}
         singles: list[int] = []
+        batching: dict[int, bool] = {}  # a runtime protocol check is slow; once per driver
         for i, action in enumerate(actions):
             driver = self.router(action)
-            if isinstance(driver, BatchDriver):
-                batches.setdefault(id(driver), (driver, []))[1].append(i)
+            if id(driver) not in batching:
+                batching[id(driver)] = isinstance(driver, BatchDriver)
+            if batching[id(driver)]:
+                batches.setdefault(id(driver), (cast(BatchDriver, driver), []))[1].append(i)
             else:
                 singles.append(i)
 

@@ -349,6 +349,23 @@ class SiteGraph:
         mask[self.outlet_index[device_id]] = True
         return mask
 
+    @cached_property
+    def _servers_below_outlet(self) -> list[IntArray]:
+        """Per outlet, the servers it feeds (read-only arrays): an actuator asks per outlet-off."""
+        bus_servers: list[list[int]] = [[] for _ in self.bus_ids]
+        for j, b in enumerate(self.server_bus.tolist()):
+            if b >= 0:
+                bus_servers[b].append(j)
+        per_outlet: list[set[int]] = [set() for _ in self.outlet_ids]
+        for o, b in zip(self.psu_outlet.tolist(), self.psu_bus.tolist(), strict=True):
+            per_outlet[o].update(bus_servers[b])
+        out = []
+        for servers in per_outlet:
+            arr = np.array(sorted(servers), dtype=np.int64)
+            arr.flags.writeable = False
+            out.append(arr)
+        return out
+
     def servers_below(self, device_id: str) -> IntArray:
         """Indices of servers with at least one PSU fed from below ``device_id``.
 
@@ -358,6 +375,8 @@ class SiteGraph:
         Raises:
             KeyError: ``device_id`` is not a node or outlet of the site.
         """
+        if device_id in self.outlet_index and device_id not in self.node_index:
+            return self._servers_below_outlet[self.outlet_index[device_id]]
         outlet_mask = self._outlets_below(device_id)
         bus_mask = np.zeros(len(self.bus_ids), dtype=bool)
         bus_mask[self.psu_bus[outlet_mask[self.psu_outlet]]] = True
