@@ -165,6 +165,10 @@ class Controller:
         expected_down: Units whose going down is the effect of the controller's own commands
             (by default what the actuator switched off or shed; ``assemble`` adds the PSUs
             behind switched-off outlets).
+        settle_s: After the response to an event, the ``acting`` hooks are told ``False`` only
+            this much later (a later response cancels it), so the decision the event sets off a
+            moment later (a UPS seen on battery after its feed was lost) does not meet the
+            whole backlog of bulk polls released at once. Routine responses release at once.
     """
 
     def __init__(
@@ -180,6 +184,7 @@ class Controller:
         is_leader: Callable[[], bool] = lambda: True,
         detector: EventDetector = detect_event,
         expected_down: Callable[[], Collection[str]] | None = None,
+        settle_s: float = 2.0,
     ) -> None:
         self.drivers = tuple(drivers)
         self.sink = sink
@@ -200,6 +205,8 @@ class Controller:
         self._last_decide_s = float("-inf")
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
+        self.settle_s = settle_s
+        self._settle: asyncio.TimerHandle | None = None
         self.acting: list[Callable[[bool], None]] = []
         """Told ``True`` before commands are sent and ``False`` once they are answered
         (``PolledDriver.hold_bulk``: bulk polls wait while a response goes out)."""
@@ -257,11 +264,17 @@ class Controller:
         if not self.is_leader():
             return []
         sends = any(d.actions for d in decisions)
+        if sends:
+            self._cancel_settle()
         self._tell_acting(sends, True)
         try:
             verdicts = await self.actuator.execute(decisions, ctx)
         finally:
-            self._tell_acting(sends, False)
+            if sends and event is not None and self.settle_s > 0:
+                loop = asyncio.get_running_loop()
+                self._settle = loop.call_later(self.settle_s, self._settled)
+            else:
+                self._tell_acting(sends, False)
         self.last_verdicts = verdicts
         try:
             self.planner.observe_verdicts(verdicts)
@@ -269,6 +282,15 @@ class Controller:
             logger.exception("planner failed to observe verdicts")
             errors.append(f"planner: {type(err).__name__}: {err}")
         return verdicts
+
+    def _cancel_settle(self) -> None:
+        if self._settle is not None:
+            self._settle.cancel()
+            self._settle = None
+
+    def _settled(self) -> None:
+        self._settle = None
+        self._tell_acting(True, False)
 
     def _tell_acting(self, sends: bool, acting: bool) -> None:
         for hook in self.acting if sends else ():
@@ -313,15 +335,20 @@ class Controller:
 
     async def run(self, until_s: float | None = None) -> None:
         """Tick until stopped (or until the clock reaches ``until_s``)."""
-        while not self._stop.is_set():
-            if until_s is not None and self.clock.now_s() >= until_s:
-                return
-            started_s = self.clock.now_s()
-            try:
-                await self.tick()
-            except Exception:  # the loop itself must survive anything
-                logger.exception("tick failed")
-            await self._pause(max(0.0, self.poll_period_s - (self.clock.now_s() - started_s)))
+        try:
+            while not self._stop.is_set():
+                if until_s is not None and self.clock.now_s() >= until_s:
+                    return
+                started_s = self.clock.now_s()
+                try:
+                    await self.tick()
+                except Exception:  # the loop itself must survive anything
+                    logger.exception("tick failed")
+                await self._pause(max(0.0, self.poll_period_s - (self.clock.now_s() - started_s)))
+        finally:
+            if self._settle is not None:  # nothing held once the loop is gone
+                self._cancel_settle()
+                self._tell_acting(True, False)
 
     def stop(self) -> None:
         """Ask ``run`` to return after the current tick."""

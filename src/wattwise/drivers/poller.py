@@ -163,9 +163,6 @@ class Poller:
         bulk_period_s: Devices polled this rarely or more rarely are bulk telemetry (servers,
             PDUs): :meth:`hold_bulk` pauses their polls while the controller sends a response,
             so an event's commands and the polls that show events (UPS, ATS, feeds) come first.
-        bulk_resume_s: Bulk polls resume this long after a response ends, so the decisions an
-            event sets off a moment later (a UPS seen on battery after its feed was lost) do not
-            meet the whole backlog of bulk polls released at once.
     """
 
     def __init__(
@@ -177,15 +174,12 @@ class Poller:
         timeout_s: float | None = None,
         spread: bool = True,
         bulk_period_s: float = 5.0,
-        bulk_resume_s: float = 2.0,
     ) -> None:
         self.clock = clock
         self.spread = spread
         self.bulk_period_s = bulk_period_s
-        self.bulk_resume_s = bulk_resume_s
         self._bulk_open = asyncio.Event()
         self._bulk_open.set()
-        self._resume: asyncio.Task[None] | None = None
         self.coordinators = [DeviceCoordinator(d, clock, p, timeout_s, sink) for d, p in drivers]
         self._limit = asyncio.Semaphore(max_concurrency)
         self._stop = asyncio.Event()
@@ -207,36 +201,23 @@ class Poller:
         return self._bulk_open if c.period_s >= self.bulk_period_s else None
 
     def hold_bulk(self, held: bool) -> None:
-        """Pause (``True``) or resume (``False``, after ``bulk_resume_s``) new polls of bulk-telemetry devices.
+        """Pause (``True``) or resume (``False``) new polls of bulk-telemetry devices.
 
-        A hold asked for before the resume falls due cancels it: the polls stay paused.
+        On resuming, each device polls at its own next phase of its period, not all at once.
         """
-        if self._resume is not None:
-            self._resume.cancel()
-            self._resume = None
         if held:
             self._bulk_open.clear()
-        elif self.bulk_resume_s <= 0:
-            self._bulk_open.set()
         else:
-            self._resume = asyncio.get_running_loop().create_task(self._resume_later())
+            self._bulk_open.set()
 
     @property
     def bulk_held(self) -> bool:
         """Whether bulk-telemetry polls are paused now."""
         return not self._bulk_open.is_set()
 
-    async def _resume_later(self) -> None:
-        await self.clock.sleep_s(self.bulk_resume_s)
-        self._bulk_open.set()
-        self._resume = None
-
     def stop(self) -> None:
         """Ask every coordinator to finish its current poll and return."""
         self._stop.set()
-        if self._resume is not None:
-            self._resume.cancel()
-            self._resume = None
         self._bulk_open.set()  # a coordinator waiting at the gate sees the stop
 
     def health(self) -> list[DeviceHealth]:
