@@ -66,6 +66,39 @@ def check_order(d: Decision, state: PowerState) -> None:
             assert res[b].not_before_s < res[a].not_before_s
 
 
+def check_sequence(d: Decision, state: PowerState, p: AllocationProblem) -> None:
+    """Layers: dependants before dependencies; a throttle after every less important tier's
+    sheds; a server's outlets in the layer right after its last service's shed."""
+    ix = state.index
+    shed = {a.target_id: a.sequence for a in d.actions if a.kind is ActionKind.SERVICE_SHED}
+    for s, dep in zip(ix.dep_src.tolist(), ix.dep_dst.tolist(), strict=True):
+        a, b = ix.service_ids[s], ix.service_ids[dep]
+        if a in shed and b in shed:
+            assert shed[a] < shed[b], f"{a} depends on {b} but is not shed in an earlier layer"
+    rank = {ix.service_ids[i]: int(p.rank[i]) for i in range(p.n_service)}
+    for a in d.actions:
+        lowered = a.previous_value is not None and a.value is not None and a.value < a.previous_value
+        if a.kind is ActionKind.THROTTLE and lowered:
+            lower = [q for sv, q in shed.items() if rank[sv] > rank[a.target_id]]
+            assert all(a.sequence > q for q in lower), "a throttle before a less important tier's shed"
+    bus_server = {b: j for j, b in enumerate(ix.server_bus.tolist()) if b >= 0}
+    servers_of: dict[str, set[int]] = {}
+    for k, o in enumerate(ix.psu_outlet_ids):
+        j = bus_server.get(int(ix.psu_bus[k]))
+        if j is not None:
+            servers_of.setdefault(o, set()).add(j)
+    on_server: dict[int, set[str]] = {}
+    for w_srv, w_svc in zip(ix.wl_server.tolist(), ix.wl_service.tolist(), strict=True):
+        on_server.setdefault(w_srv, set()).add(ix.service_ids[w_svc])
+    for a in d.actions:
+        if a.kind is ActionKind.OUTLET_OFF:
+            for j in servers_of.get(a.target_id, ()):
+                last = max((shed[sv] for sv in on_server.get(j, ()) if sv in shed), default=-1)
+                assert a.sequence == last + 1, (
+                    f"outlet {a.target_id}: layer {a.sequence}, its server's last shed {last}"
+                )
+
+
 def check_decision(policy: GreedyAllocationPolicy, state: PowerState, fc: object) -> None:
     d = policy.decide(state, fc)  # type: ignore[arg-type]
     p = policy.problem(state, fc)  # type: ignore[arg-type]
@@ -76,6 +109,7 @@ def check_decision(policy: GreedyAllocationPolicy, state: PowerState, fc: object
     idx = plan_of(d, state, p)
     check_rules(p, idx)
     check_order(d, state)
+    check_sequence(d, state, p)
     if d.status in (DecisionStatus.OK, DecisionStatus.SKIPPED):
         assert (p.excess(idx) <= TOL * (1 + np.abs(p.rhs))).all(), "a limit is exceeded in an OK plan"
     else:
