@@ -68,7 +68,7 @@ def check_order(d: Decision, state: PowerState) -> None:
 
 def check_sequence(d: Decision, state: PowerState, p: AllocationProblem) -> None:
     """Layers: dependants before dependencies; a throttle after every less important tier's
-    sheds; a server's outlets in the layer right after its last service's shed."""
+    sheds; outlets in the layer after the last shed (their servers' services all shed by then)."""
     ix = state.index
     shed = {a.target_id: a.sequence for a in d.actions if a.kind is ActionKind.SERVICE_SHED}
     for s, dep in zip(ix.dep_src.tolist(), ix.dep_dst.tolist(), strict=True):
@@ -90,13 +90,12 @@ def check_sequence(d: Decision, state: PowerState, p: AllocationProblem) -> None
     on_server: dict[int, set[str]] = {}
     for w_srv, w_svc in zip(ix.wl_server.tolist(), ix.wl_service.tolist(), strict=True):
         on_server.setdefault(w_srv, set()).add(ix.service_ids[w_svc])
+    last = max(shed.values(), default=-1)
     for a in d.actions:
         if a.kind is ActionKind.OUTLET_OFF:
+            assert a.sequence == last + 1, f"outlet {a.target_id}: layer {a.sequence}, last shed layer {last}"
             for j in servers_of.get(a.target_id, ()):
-                last = max((shed[sv] for sv in on_server.get(j, ()) if sv in shed), default=-1)
-                assert a.sequence == last + 1, (
-                    f"outlet {a.target_id}: layer {a.sequence}, its server's last shed {last}"
-                )
+                assert all(sv not in shed or shed[sv] < a.sequence for sv in on_server.get(j, ()))
 
 
 def check_decision(policy: GreedyAllocationPolicy, state: PowerState, fc: object) -> None:

@@ -9,10 +9,10 @@ limit and within each on-battery UPS's energy for its tiers' runtime targets (se
 The plan is turned into ordered actions: sheds in reverse dependency order (dependants first),
 one layer per dependency level and ``Action.sequence`` (the actuator sends a layer as soon as
 the one before it is acknowledged; inside a layer, least important tier first); throttles once
-every less important tier is shed; the outlets of a server left with nothing to run switched
-off in the layer after its last service's shed; when power allows again, outlets back on, then
-restores in dependency order (dependencies first), batched so each step's inrush stays under
-``inrush_step_w``, one step per ``restore_stagger_s`` (``Action.not_before_s``).
+every less important tier is shed; then outlets of servers left with nothing to run switched
+off; when power allows again, outlets back on, then restores in dependency order (dependencies
+first), batched so each step's inrush stays under ``inrush_step_w``, one step per
+``restore_stagger_s`` (``Action.not_before_s``).
 """
 
 from __future__ import annotations
@@ -265,13 +265,7 @@ def _shed_actions(
         )
         for s in thr.tolist()
     ]
-    # A host's outlets go off in the layer after its last service's shed (not after every
-    # shed of the event), so outlet-offs overlap the later shed layers.
-    svc_step = np.full(p.n_service, -1, dtype=np.int64)
-    svc_step[order] = steps
-    host_step = np.full(len(p.host_server), -1, dtype=np.int64)
-    np.maximum.at(host_step, p.pair_host, svc_step[p.pair_service])
-    step_of_server = dict(zip(p.host_server.tolist(), (host_step + 1).tolist(), strict=True))
+    last = int(steps[-1]) + 1 if len(order) else 0
     was_on = p.host_on(np.where(cur > 0, 0, OFF).astype(np.int64))
     # A host goes off when its last service is shed now, or when it was left with nothing to
     # run earlier and still draws its idle power: an outlet-off the actuator held (until the
@@ -287,7 +281,7 @@ def _shed_actions(
             target_id=o,
             reason=f"server {ix.server_ids[j]} has nothing left to run",
             not_before_s=t0,
-            sequence=step_of_server[j],
+            sequence=last,
         )
         for j, o in _outlets(state, off)
     ]
