@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 
 from wattwise.act.base import Mode
 from wattwise.control.assemble import Assembly, assemble
 from wattwise.control.twin_run import TwinClock
 from wattwise.decide.base import PowerState, SiteForecast
-from wattwise.model.values import Action, ActionKind, Decision, DecisionStatus
+from wattwise.model.values import Action, ActionKind, Decision, DecisionStatus, Reading
 from wattwise.sim.driver import TwinDriver
 from wattwise.sim.runner import build_twin
 from wattwise.sim.scenario import parse_scenario
 from wattwise.store.duckdb_store import DuckDBStore
+from wattwise.telemetry.batch import ReadingBatch
 
 SETTLE_S = 0.3
 
@@ -95,3 +97,39 @@ async def test_stopping_the_loop_releases_what_a_settle_still_holds() -> None:
     a.controller.wake()
     await asyncio.wait_for(task, timeout=10.0)
     assert [acting for _, acting in told][-1] is False
+
+
+async def test_a_routine_response_during_a_power_event_lingers_too() -> None:
+    a, told = _rig()
+    inner = a.controller.planner
+
+    class DuringOutage:
+        """The assembly's planner, with every context saying a power event is in progress."""
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(inner, name)
+
+        def plan(self, latest: object, now_s: float, event: str | None) -> object:
+            decisions, ctx = inner.plan(latest, now_s, event)  # type: ignore[arg-type]
+            return decisions, replace(ctx, power_event=True)
+
+    a.controller.planner = DuringOutage()  # type: ignore[assignment]
+    await a.controller.tick(force_decide=True)
+    assert [acting for _, acting in told] == [True]
+    await asyncio.sleep(SETTLE_S + 0.2)
+    assert [acting for _, acting in told] == [True, False]
+
+
+async def test_a_standby_generator_is_not_a_power_event_but_a_lost_utility_is() -> None:
+    a, _ = _rig()
+    await a.controller.tick(force_decide=True)
+    latest = a.controller.latest
+    feeds = {f.id: f.source for f in a.graph.site.feeds}
+    assert "generator" in feeds.values()
+    assert all(latest.get(f, "source_available", 1.0) == 0.0 for f, src in feeds.items() if src == "generator")
+    _, ctx = a.planner.plan(latest, 0.0, None)
+    assert not ctx.power_event  # generators on standby read unavailable: that is normal
+    utility = next(f for f, src in feeds.items() if src == "grid")
+    latest.update_batch(ReadingBatch.from_readings([Reading(utility, "source_available", 0.0, 1.0)]))
+    _, ctx = a.planner.plan(latest, 1.0, None)
+    assert ctx.power_event

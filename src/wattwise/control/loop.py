@@ -165,10 +165,12 @@ class Controller:
         expected_down: Units whose going down is the effect of the controller's own commands
             (by default what the actuator switched off or shed; ``assemble`` adds the PSUs
             behind switched-off outlets).
-        settle_s: After the response to an event, the ``acting`` hooks are told ``False`` only
-            this much later (a later response cancels it), so the decision the event sets off a
-            moment later (a UPS seen on battery after its feed was lost) does not meet the
-            whole backlog of bulk polls released at once. Routine responses release at once.
+        settle_s: After a response sent during a power event (or to an event), the ``acting``
+            hooks are told ``False`` only this much later (a later response takes over), so the
+            decision the event sets off a moment later (a UPS seen on battery after its feed was
+            lost) does not meet the whole backlog of bulk polls released at once. Other
+            responses (restore steps once power is back) release at once: they need fresh
+            outlet and server readings.
     """
 
     def __init__(
@@ -270,7 +272,7 @@ class Controller:
         try:
             verdicts = await self.actuator.execute(decisions, ctx)
         finally:
-            if sends and event is not None and self.settle_s > 0:
+            if sends and (event is not None or ctx.power_event) and self.settle_s > 0:
                 loop = asyncio.get_running_loop()
                 self._settle = loop.call_later(self.settle_s, self._settled)
             else:

@@ -98,6 +98,10 @@ class PolicyPlanner:
         self.processors = processors
         self.shift_policy = shift_policy or (DisruptionShiftPolicy() if processors is not None else None)
         self.index = index
+        source = {f.id: f.source for f in graph.site.feeds}
+        feed_ids = [n for n, k in zip(index.node_ids, index.node_kind.tolist(), strict=True) if k == 0]
+        self._grid_feed = np.array([source.get(f) == "grid" for f in feed_ids], dtype=bool)
+        """Utility feeds: a standby generator reading unavailable is not a power event."""
         self.policies = tuple(policies)
         self.curves = curves
         self.forecaster = forecaster or PeakForecaster()
@@ -217,7 +221,8 @@ class PolicyPlanner:
         svc_w = np.bincount(ix.wl_service, weights=share * server_w[ix.wl_server], minlength=len(ix.service_ids))
         outlets_off = frozenset(o for o in self.graph.outlet_ids if latest.get(o, "outlet_on", 1.0) == 0.0)
         on_battery = state.ups_on_battery if state.ups_on_battery is not None else np.zeros(0, dtype=bool)
-        feeds_ok = state.feed_available if state.feed_available is not None else np.ones(0, dtype=bool)
+        feeds = state.feed_available if state.feed_available is not None else np.ones(len(self._grid_feed), bool)
+        feeds_ok = feeds[self._grid_feed]
         power_event = bool(on_battery.any()) or not bool(feeds_ok.all()) or event is not None
         return InterlockContext(
             t_s=now_s,
