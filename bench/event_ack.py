@@ -480,8 +480,13 @@ async def run_site(name: str, args: argparse.Namespace, trials: int, baseline: i
                     await asyncio.sleep(args.warmup_s)
                     r = await trial(rig, args, rng, fast_path=mode == "fast")
                     r.update({"build_s": build_s, "seed": seed - 1})
-                    r["devices_cpu_s"] = float((await rig.status())["cpu_s"])
-                    devices_cpu_s += r["devices_cpu_s"]
+                    try:
+                        r["devices_cpu_s"] = float((await rig.status())["cpu_s"])
+                    except httpx.HTTPError as err:  # the trial's figures stand; only this one is lost
+                        print(f"  device process gave no status ({type(err).__name__})", file=sys.stderr)
+                        r["devices_cpu_s"] = float("nan")
+                    else:
+                        devices_cpu_s += r["devices_cpu_s"]
                     ticks += [end - start for start, end, _, _ in rig.probes.ticks]
                     res.update({"served": rig.served, "in_process": rig.in_process})
                     res["policies"] = [p.name for p in rig.assembly.planner.policies]
