@@ -6,15 +6,10 @@ import asyncio
 import time
 from dataclasses import replace
 
-from wattwise.act.base import Mode
-from wattwise.control.assemble import Assembly, assemble
-from wattwise.control.twin_run import TwinClock
+from control.loop_support import single_rack_armed
+from wattwise.control.assemble import Assembly
 from wattwise.decide.base import PowerState, SiteForecast
 from wattwise.model.values import Action, ActionKind, Decision, DecisionStatus, Reading
-from wattwise.sim.driver import TwinDriver
-from wattwise.sim.runner import build_twin
-from wattwise.sim.scenario import parse_scenario
-from wattwise.store.duckdb_store import DuckDBStore
 from wattwise.telemetry.batch import ReadingBatch
 
 SETTLE_S = 0.3
@@ -34,19 +29,7 @@ class ShedNowPolicy:
 
 
 def _rig() -> tuple[Assembly, list[tuple[float, bool]]]:
-    sc = parse_scenario({"name": "acting", "site": "../examples/single-rack.yaml", "duration_s": 60})
-    twin = build_twin(sc.model_copy(update={"source_file": "scenarios/x.yaml"}))
-    needed = {d for s in twin.site.services for d in s.depends_on}
-    low = next(s.id for s in twin.site.services if s.tier.value == "low" and s.id not in needed)
-    a = assemble(
-        twin.site,
-        [TwinDriver(twin)],
-        DuckDBStore(":memory:"),
-        TwinClock(twin),
-        Mode.ARMED,
-        policies=[ShedNowPolicy(low)],  # type: ignore[list-item]
-        decide_period_s=60.0,
-    )
+    _, a, _ = single_rack_armed(ShedNowPolicy, "acting")
     a.controller.settle_s = SETTLE_S
     told: list[tuple[float, bool]] = []
     a.controller.acting.append(lambda acting: told.append((time.monotonic(), acting)))

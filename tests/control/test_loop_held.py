@@ -6,15 +6,10 @@ routine decision (``decide_period_s``) or the next event.
 
 from __future__ import annotations
 
-from wattwise.act.base import Mode, Phase
-from wattwise.control.assemble import assemble
-from wattwise.control.twin_run import TwinClock
+from control.loop_support import single_rack_armed
+from wattwise.act.base import Phase
 from wattwise.decide.base import PowerState, SiteForecast
 from wattwise.model.values import Action, ActionKind, Decision, DecisionStatus
-from wattwise.sim.driver import TwinDriver
-from wattwise.sim.runner import build_twin
-from wattwise.sim.scenario import parse_scenario
-from wattwise.store.duckdb_store import DuckDBStore
 
 
 class ShedLaterPolicy:
@@ -33,19 +28,7 @@ class ShedLaterPolicy:
 
 
 async def test_held_action_is_sent_when_due_not_at_the_next_routine_decision() -> None:
-    sc = parse_scenario({"name": "held", "site": "../examples/single-rack.yaml", "duration_s": 60})
-    twin = build_twin(sc.model_copy(update={"source_file": "scenarios/x.yaml"}))
-    needed = {d for s in twin.site.services for d in s.depends_on}
-    low = next(s.id for s in twin.site.services if s.tier.value == "low" and s.id not in needed)
-    a = assemble(
-        twin.site,
-        [TwinDriver(twin)],
-        DuckDBStore(":memory:"),
-        TwinClock(twin),
-        Mode.ARMED,
-        policies=[ShedLaterPolicy(low)],  # type: ignore[list-item]
-        decide_period_s=60.0,
-    )
+    twin, a, low = single_rack_armed(ShedLaterPolicy, "held")
     t0 = twin.t_s
     first = await a.controller.tick(force_decide=True)
     assert first.decided

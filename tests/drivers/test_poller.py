@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
+from functools import partial
 
 import numpy as np
 import pytest
@@ -108,23 +109,29 @@ async def test_poll_all_is_bounded_and_staleness_rises_after_death(peers: tuple[
     await driver.close()
 
 
+class Recorder:
+    """A device with nothing to read that records when it was polled."""
+
+    def __init__(self, name: str, clock: WallClock, seen: dict[str, list[float]]) -> None:
+        self.name = name
+        self.clock = clock
+        self.seen = seen
+
+    def supports(self, kind: object) -> bool:
+        return False
+
+    async def read(self) -> list[Reading]:
+        self.seen.setdefault(self.name, []).append(self.clock.now_s())
+        return []
+
+    async def close(self) -> None:
+        return None
+
+
 async def test_spread_polls_each_device_at_its_own_phase_of_the_period() -> None:
     clock = WallClock()
     seen: dict[str, list[float]] = {}
-
-    class Quiet:
-        def __init__(self, name: str) -> None:
-            self.name = name
-
-        def supports(self, kind: object) -> bool:
-            return False
-
-        async def read(self) -> list[Reading]:
-            seen.setdefault(self.name, []).append(clock.now_s())
-            return []
-
-        async def close(self) -> None:
-            return None
+    Quiet = partial(Recorder, clock=clock, seen=seen)
 
     async def first_polls(spread: bool) -> tuple[Poller, float]:
         seen.clear()
@@ -150,20 +157,7 @@ async def test_spread_polls_each_device_at_its_own_phase_of_the_period() -> None
 async def test_held_bulk_polls_resume_at_their_own_phases() -> None:
     clock = WallClock()
     seen: dict[str, list[float]] = {}
-
-    class Quiet:
-        def __init__(self, name: str) -> None:
-            self.name = name
-
-        def supports(self, kind: object) -> bool:
-            return False
-
-        async def read(self) -> list[Reading]:
-            seen.setdefault(self.name, []).append(clock.now_s())
-            return []
-
-        async def close(self) -> None:
-            return None
+    Quiet = partial(Recorder, clock=clock, seen=seen)
 
     fast = [(Quiet("ups-1"), 0.1)]
     bulk = [(Quiet(f"srv-{i}"), 0.5) for i in range(30)]
@@ -192,19 +186,8 @@ async def test_held_bulk_polls_resume_at_their_own_phases() -> None:
 
 
 async def test_stop_ends_coordinators_waiting_at_a_held_gate() -> None:
-    class Quiet:
-        name = "srv-1"
-
-        def supports(self, kind: object) -> bool:
-            return False
-
-        async def read(self) -> list[Reading]:
-            return []
-
-        async def close(self) -> None:
-            return None
-
-    poller = Poller([(Quiet(), 0.2)], WallClock(), bulk_period_s=0.1)  # type: ignore[list-item]
+    clock = WallClock()
+    poller = Poller([(Recorder("srv-1", clock, {}), 0.2)], clock, bulk_period_s=0.1)  # type: ignore[list-item]
     task = asyncio.create_task(poller.run())
     await asyncio.sleep(0.3)
     poller.hold_bulk(True)
