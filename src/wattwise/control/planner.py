@@ -23,7 +23,9 @@ from wattwise.act.interlocks import InterlockContext
 from wattwise.control.loop import LatestValues
 from wattwise.control.models import NodeForecasts
 from wattwise.control.processors import ProcessorWatch
+from wattwise.control.read_levels import ReadLevels
 from wattwise.decide.base import EfficiencyCurves, Policy, PowerState, SiteForecast
+from wattwise.decide.chain import BatteryTimer
 from wattwise.decide.event_shift import DisruptionShiftPolicy
 from wattwise.decide.index import SiteIndex
 from wattwise.model.graph import SiteGraph
@@ -53,8 +55,15 @@ class PeakForecaster:
     margin_frac: float = 0.05
     _history: deque[FloatArray] = field(default_factory=deque)
 
-    def observe(self, server_power_w: FloatArray) -> SiteForecast:
-        """Add a state and return the forecast it implies."""
+    def observe(self, server_power_w: FloatArray, restart: npt.NDArray[np.bool_] | None = None) -> SiteForecast:
+        """Add a state and return the forecast it implies.
+
+        ``restart`` marks servers whose earlier peaks no longer apply (their services' levels
+        changed since): their history starts again from this state.
+        """
+        if restart is not None and restart.any():
+            for past in self._history:
+                past[restart] = server_power_w[restart]
         self._history.append(server_power_w.copy())
         while len(self._history) > self.window:
             self._history.popleft()
@@ -110,6 +119,10 @@ class PolicyPlanner:
         self.policy_errors: dict[str, str] = {}
         self.periods_s = dict(periods_s or {})
         self._last_run_s: dict[str, float] = {}
+        self.battery = BatteryTimer()
+        """When each UPS went on battery: runtime targets count from the start of the event."""
+        self.read_levels = ReadLevels(index)
+        """The service levels each server's power reading was taken at."""
         self._wl_pos = {w: i for i, w in enumerate(index.wl_ids)}
         self._srv_pos = {s: i for i, s in enumerate(index.server_ids)}
 
@@ -130,6 +143,7 @@ class PolicyPlanner:
         ]
         if self.processors is not None:
             self.processors.observe_verdicts(verdicts)
+        self.read_levels.acknowledged(verdicts)
         if not moved:
             return
         wl_server = self.index.wl_server.copy()
@@ -142,7 +156,8 @@ class PolicyPlanner:
         """The policies' view of the site now."""
         values = {k: v for k, (v, _) in latest.values.items()}
         state = PowerState.from_readings(self.index, values, t_s=now_s)
-        return state.with_(efficiency=self.curves) if self.curves is not None else state
+        state = state.with_(efficiency=self.curves) if self.curves is not None else state
+        return self.battery.stamp(state)
 
     def plan(self, latest: LatestValues, now_s: float, event: str | None) -> tuple[list[Decision], InterlockContext]:
         """Decisions of every policy, with the interlock context they were made in.
@@ -154,7 +169,12 @@ class PolicyPlanner:
             logger.info("no readings yet: not deciding")
             return [], InterlockContext(t_s=now_s)
         state = self.state(latest, now_s)
-        forecast = self._with_node_loads(self.forecaster.observe(state.server_power_w), latest, now_s)
+        assert state.service_level_frac is not None
+        read_s = np.array([latest.values.get((sid, "power_w"), (0.0, -np.inf))[1] for sid in self.index.server_ids])
+        at_read, restart = self.read_levels.levels(read_s, state.service_level_frac, self.index.wl_server, now_s)
+        state = state.with_(keep=("chain:",), workload_read_level_frac=at_read)
+        base = self.forecaster.observe(state.server_power_w, restart)
+        forecast = self._with_node_loads(base, latest, now_s)
         self.last_state, self.last_forecast = state, forecast
         decision_id = f"{now_s:.3f}"
         decisions: list[Decision] = []
@@ -174,6 +194,7 @@ class PolicyPlanner:
         shift = self._shift(latest, now_s, decision_id)
         if shift is not None:
             decisions.append(shift)
+        self.read_levels.expect(decisions, np.asarray(state.service_level_frac), now_s)
         return decisions, self.context(state, latest, now_s, event)
 
     def _with_node_loads(self, forecast: SiteForecast, latest: LatestValues, now_s: float) -> SiteForecast:

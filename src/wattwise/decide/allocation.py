@@ -51,6 +51,10 @@ class GreedyAllocationPolicy:
             raised above its present level (restored or throttled up); hysteresis against
             shed/restore and throttle flapping (:mod:`wattwise.decide.allocation_hold`, which
             also keeps shed services shed while their UPS is on battery).
+        response_reserve_s: Battery energy kept for the present draw during this long, s: the
+            time the plan's actions take to cut the load (see
+            :mod:`wattwise.decide.allocation_problem`). Re-plans during an outage shed no more
+            as long as the actions took less than this.
 
     >>> from wattwise.model.generate import SiteSpec, generate_site
     >>> from wattwise.decide.index import SiteIndex
@@ -59,7 +63,7 @@ class GreedyAllocationPolicy:
     ...                     ups_charge_frac=[0.6] * 2)
     >>> d = GreedyAllocationPolicy().decide(outage, SiteForecast())
     >>> d.status.value, [a.target_id for a in d.actions if a.kind.value == "service_shed"]
-    ('ok', ['svc-0006', 'svc-0007', 'svc-0004', 'svc-0005', 'svc-0002', 'svc-0003'])
+    ('ok', ['svc-0006', 'svc-0007', 'svc-0004', 'svc-0005', 'svc-0002', 'svc-0003', 'svc-0001'])
     >>> back = outage.with_(feed_available=None, service_level_frac=[1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0])
     >>> d = GreedyAllocationPolicy().decide(back, SiteForecast())
     >>> [(a.target_id, a.not_before_s) for a in d.actions if a.kind.value == "service_restore"]
@@ -75,8 +79,10 @@ class GreedyAllocationPolicy:
         restore_stagger_s: float = 5.0,
         inrush_step_w: float = 20_000.0,
         restore_margin_frac: float = 0.05,
+        response_reserve_s: float = 15.0,
     ) -> None:
         self.min_hold_s = min_hold_s
+        self.response_reserve_s = response_reserve_s
         self.restore_margin_frac = restore_margin_frac
         self.inverter_efficiency_frac = inverter_efficiency_frac
         self.restore_stagger_s = restore_stagger_s
@@ -90,6 +96,7 @@ class GreedyAllocationPolicy:
             min_hold_s=self.min_hold_s,
             inverter_efficiency_frac=self.inverter_efficiency_frac,
             spare_off=spare_off,
+            response_reserve_s=self.response_reserve_s,
         )
 
     def plan(self, problem: AllocationProblem, state: PowerState) -> tuple[IntArray, list[str]]:
@@ -129,6 +136,7 @@ class MilpAllocationPolicy(GreedyAllocationPolicy):
         restore_stagger_s: See :class:`GreedyAllocationPolicy`.
         inrush_step_w: See :class:`GreedyAllocationPolicy`.
         restore_margin_frac: See :class:`GreedyAllocationPolicy`.
+        response_reserve_s: See :class:`GreedyAllocationPolicy`.
 
     >>> from wattwise.model.generate import SiteSpec, generate_site
     >>> from wattwise.decide.index import SiteIndex
@@ -137,7 +145,7 @@ class MilpAllocationPolicy(GreedyAllocationPolicy):
     ...                     ups_charge_frac=[0.6] * 2)
     >>> d = MilpAllocationPolicy().decide(outage, SiteForecast())
     >>> d.status.value, len([a for a in d.actions if a.kind.value == "service_shed"])
-    ('ok', 6)
+    ('ok', 7)
     """
 
     name = "milp_allocation"
@@ -152,8 +160,16 @@ class MilpAllocationPolicy(GreedyAllocationPolicy):
         inrush_step_w: float = 20_000.0,
         restore_margin_frac: float = 0.05,
         max_milp_services: int = 1000,
+        response_reserve_s: float = 15.0,
     ) -> None:
-        super().__init__(min_hold_s, inverter_efficiency_frac, restore_stagger_s, inrush_step_w, restore_margin_frac)
+        super().__init__(
+            min_hold_s,
+            inverter_efficiency_frac,
+            restore_stagger_s,
+            inrush_step_w,
+            restore_margin_frac,
+            response_reserve_s,
+        )
         self.time_limit_s = time_limit_s
         self.mip_rel_gap = mip_rel_gap
         self.max_milp_services = max_milp_services

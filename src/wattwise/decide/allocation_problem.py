@@ -2,9 +2,11 @@
 
 **Service power.** A server's AC power ``P`` (the measured value, or the forecast's upper
 bound when larger) is its idle power ``I`` plus dynamic power ``D = max(P - I, 0)``. ``D`` is
-split among the workloads on the server whose service is on, in proportion to ``cpu_frac``,
-and divided by their service's current level, giving each workload's full-level dynamic
-power; a workload of a service that is shed now is estimated at ``cpu_frac * (peak - idle)``.
+split among the workloads on the server whose service was on when ``P`` was read, in
+proportion to ``cpu_frac``, and divided by their service's level at that time
+(``workload_read_level_frac``; the present level when not given), giving each workload's
+full-level dynamic power; a workload of a service that was shed is estimated at
+``cpu_frac * (peak - idle)``.
 A service at level ``l`` draws ``l`` × the sum of its workloads' full dynamic power. A
 server's idle power is paid while *any* service on it is on; a switchable server (own PSUs)
 whose services are all off is powered off and saves its idle power too. Servers with no
@@ -15,8 +17,17 @@ power event switchable servers with no workload are powered off (``spare_off``).
 adds an energy row: every service it carries needs the battery for its inherited tier's
 runtime target (at least ``min_hold_s``, the re-plan period, so even a low tier that keeps
 power pays for the time until the next plan); idle and base loads need it for the longest
-target of what they carry. The energy row's capacity is the usable energy above the
-low-battery reserve.
+target of what they carry. Targets count from the start of the event: a UPS on battery for
+``ups_on_battery_s`` needs only what is left of each target (still at least ``min_hold_s``).
+The energy row's capacity is the usable energy above the low-battery reserve, less the
+energy the present draw takes for ``response_reserve_s`` (the battery drains at the
+pre-plan load until the plan's actions take effect).
+
+Why both: counted from the moment of each plan, the targets ask the battery for the full
+target again at every re-plan while the battery has drained, so every plan during an outage
+needed a little more shed than the one before (a shed every few seconds at 10 000 servers).
+Counted from the start of the event, a plan that fit stays fitting as long as the reserve
+covers the time its actions took.
 
 **Rules.** Services whose inherited tier is critical are always on (any allowed level). A
 dependant on ⇒ its dependencies on. Zero priority inversions: if any service of inherited
@@ -159,7 +170,9 @@ def _service_power(state: PowerState, forecast: SiteForecast) -> tuple[FloatArra
         power = np.maximum(power, forecast.server_power_upper_w)
     assert state.service_level_frac is not None
     dyn = np.maximum(power - ix.server_idle_w, 0.0)
-    svc_level = state.service_level_frac[ix.wl_service]
+    # The levels the power was read at (a reading from before a shed still holds its draw).
+    read = state.workload_read_level_frac
+    svc_level = state.service_level_frac[ix.wl_service] if read is None else read
     wl_on = svc_level > 0
     w_on = np.where(wl_on, ix.wl_cpu_frac, 0.0)
     tot = np.bincount(ix.wl_server, weights=w_on, minlength=len(ix.server_ids))
@@ -177,6 +190,7 @@ def build_problem(
     min_hold_s: float = 60.0,
     inverter_efficiency_frac: float = 0.95,
     spare_off: bool = False,
+    response_reserve_s: float = 0.0,
 ) -> AllocationProblem:
     """Turn a state and a forecast into an :class:`AllocationProblem`.
 
@@ -184,18 +198,22 @@ def build_problem(
     power leaves the base load): what an operator does first in a power event. The result is
     cached on the (frozen) state for the same forecast object and parameters.
     """
-    key = f"problem:{min_hold_s}:{inverter_efficiency_frac}"
+    key = f"problem:{min_hold_s}:{inverter_efficiency_frac}:{response_reserve_s}"
     cached = state._cache.get(key)
     if isinstance(cached, tuple) and cached[0] is forecast:
         p: AllocationProblem = cached[1]
     else:
-        p = _build(state, forecast, min_hold_s, inverter_efficiency_frac)
+        p = _build(state, forecast, min_hold_s, inverter_efficiency_frac, response_reserve_s)
         state._cache[key] = (forecast, p)
     return p if spare_off else p.with_spares_on()
 
 
 def _build(
-    state: PowerState, forecast: SiteForecast, min_hold_s: float, inverter_efficiency_frac: float
+    state: PowerState,
+    forecast: SiteForecast,
+    min_hold_s: float,
+    inverter_efficiency_frac: float,
+    response_reserve_s: float,
 ) -> AllocationProblem:
     ix = state.index
     chain = live_chain(state, inverter_efficiency_frac=inverter_efficiency_frac)
@@ -219,22 +237,32 @@ def _build(
     pairs = np.unique(ix.wl_service[is_host[ix.wl_server]] * (n_srv + 1) + ix.wl_server[is_host[ix.wl_server]])
     pair_service, pair_server = pairs // (n_srv + 1), pairs % (n_srv + 1)
     rank = ix.service_eff_rank
-    hold = np.maximum(ix.runtime_target_s, min_hold_s)
-    svc_hold = hold[rank]
-    host_hold = np.zeros(len(host_server))
-    np.maximum.at(host_hold, host_pos[pair_server], svc_hold[pair_service])
+    target = ix.runtime_target_s
+    svc_target = target[rank]
+    host_target = np.zeros(len(host_server))
+    np.maximum.at(host_target, host_pos[pair_server], svc_target[pair_service])
     batt = np.flatnonzero(chain.ups_battery)
     urows = chain.ups_row[batt]
-    e_dyn = a_dyn_p[urows, :].multiply(svc_hold[None, :])
-    e_idle = a_idle_p[urows, :].multiply(host_hold[None, :])
-    e_base = base_row[urows] * hold.max()
-    e_spare = spare_row[urows] * hold.max()
-    a_dyn = sp.vstack([a_dyn_p, e_dyn]).tocsc()
-    a_idle = sp.vstack([a_idle_p, e_idle]).tocsc()
-    rhs = np.concatenate([chain.capacity_w - base_row, chain.ups_energy_j[batt] - e_base])
-    names = chain.row_names + tuple(f"{ix.node_ids[int(u)]}:energy_j" for u in urows)
     level_now = state.service_level_frac
     assert level_now is not None
+    assert state.ups_on_battery_s is not None
+    # Targets count from the start of the event: what is left of them, at least min_hold_s.
+    elapsed = state.ups_on_battery_s[batt][:, None]
+    e_dyn = sp.csr_matrix(a_dyn_p[urows, :].multiply(np.maximum(svc_target[None, :] - elapsed, min_hold_s)))
+    e_idle = sp.csr_matrix(a_idle_p[urows, :].multiply(np.maximum(host_target[None, :] - elapsed, min_hold_s)))
+    left_max = np.maximum(target.max(initial=0.0) - elapsed[:, 0], min_hold_s)
+    e_base = base_row[urows] * left_max
+    e_spare = spare_row[urows] * left_max
+    # The battery drains at the present draw until the plan's actions take effect.
+    host_on = np.zeros(len(host_server))
+    np.maximum.at(host_on, host_pos[pair_server], (level_now[pair_service] > 0).astype(np.float64))
+    present_w = (a_dyn_p @ level_now + a_idle_p @ host_on + base_row + spare_row)[urows]
+    a_dyn = sp.vstack([a_dyn_p, e_dyn]).tocsc()
+    a_idle = sp.vstack([a_idle_p, e_idle]).tocsc()
+    rhs = np.concatenate(
+        [chain.capacity_w - base_row, chain.ups_energy_j[batt] - e_base - present_w * response_reserve_s]
+    )
+    names = chain.row_names + tuple(f"{ix.node_ids[int(u)]}:energy_j" for u in urows)
     n_live_wl = np.bincount(ix.wl_service, weights=wl_live.astype(float), minlength=n_svc)
     return AllocationProblem(
         chain=chain,

@@ -135,7 +135,15 @@ class PowerState:
         ats_source: Active source (node index) per ATS.
         ups_charge_frac: Battery state of charge per UPS.
         ups_on_battery: Whether each UPS runs from its battery (NUT ``OB``).
+        ups_on_battery_s: Seconds each UPS has run from battery in the present power event
+            (0 when it is not on battery or just went; see
+            :class:`~wattwise.decide.chain.BatteryTimer`). The allocation counts the tiers'
+            runtime targets from the start of the event, not from the moment of the plan.
         service_level_frac: Current level per service (1 full, 0 shed).
+        workload_read_level_frac: Level each workload's service had when its server's power
+            was last read (None: the present levels). A reading taken before a shed still
+            carries the shed service's draw; split by the present levels it would be charged to
+            the services left on, and the next plan would shed more for nothing.
         service_running: Whether each service reports itself running (a restored service is
             not running until its workloads have restarted; None: unknown, taken as running
             when its level is above 0).
@@ -160,7 +168,9 @@ class PowerState:
     ats_source: IntArray | None = None
     ups_charge_frac: FloatArray | None = None
     ups_on_battery: BoolArray | None = None
+    ups_on_battery_s: FloatArray | None = None
     service_level_frac: FloatArray | None = None
+    workload_read_level_frac: FloatArray | None = None
     service_running: BoolArray | None = None
     psu_available: BoolArray | None = None
     psu_share_frac: FloatArray | None = None
@@ -181,6 +191,7 @@ class PowerState:
             "ats_source": (ix.ats_sources[:, 0] if len(ix.ats_sources) else np.zeros(0, np.int64), np.int64),
             "ups_charge_frac": (np.ones(len(ix.ups_node)), np.float64),
             "ups_on_battery": (np.zeros(len(ix.ups_node), dtype=bool), bool),
+            "ups_on_battery_s": (np.zeros(len(ix.ups_node)), np.float64),
             "service_level_frac": (np.ones(len(ix.service_ids)), np.float64),
             "psu_available": (np.ones(len(ix.psu_ids), dtype=bool), bool),
             "psu_outlet_on": (np.ones(len(ix.psu_ids), dtype=bool), bool),
@@ -198,10 +209,17 @@ class PowerState:
             object.__setattr__(self, "psu_share_frac", _ro(self.psu_share_frac))
         if self.service_running is not None:
             object.__setattr__(self, "service_running", _ro(self.service_running, bool))
+        if self.workload_read_level_frac is not None:
+            object.__setattr__(self, "workload_read_level_frac", _ro(self.workload_read_level_frac))
 
-    def with_(self, **changes: object) -> PowerState:
-        """A copy with some fields replaced (the state itself is frozen)."""
-        return replace(self, _cache={}, **changes)  # type: ignore[arg-type]
+    def with_(self, *, keep: tuple[str, ...] = (), **changes: object) -> PowerState:
+        """A copy with some fields replaced (the state itself is frozen).
+
+        ``keep``: prefixes of cached results that the changed fields do not affect (the
+        caller's word), carried over instead of computed again.
+        """
+        cache = {k: v for k, v in self._cache.items() if k.startswith(keep)} if keep else {}
+        return replace(self, _cache=cache, **changes)  # type: ignore[arg-type]
 
     @classmethod
     def from_readings(cls, index: SiteIndex, latest: Mapping[tuple[str, str], float], t_s: float = 0.0) -> PowerState:
