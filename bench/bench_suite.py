@@ -32,6 +32,7 @@ from wattwise.control.processors import ProcessorWatch
 from wattwise.decide.allocation import GreedyAllocationPolicy, MilpAllocationPolicy
 from wattwise.decide.base import NO_FORECAST, EfficiencyCurves, PowerState, SiteForecast
 from wattwise.decide.baselines import NutShutdownAllPolicy, ReactiveThresholdPolicy, SeedGreedyPolicy
+from wattwise.decide.chain import BatteryTimer
 from wattwise.decide.cooling import HeatFollowingCoolingPolicy
 from wattwise.decide.event_shift import DisruptionShiftPolicy
 from wattwise.decide.index import SiteIndex
@@ -184,6 +185,8 @@ class WattwiseHook(Hook):
     site: Site | None = None
     processors: ProcessorWatch | None = None
     shift: DisruptionShiftPolicy = field(default_factory=DisruptionShiftPolicy)
+    battery: BatteryTimer = field(default_factory=BatteryTimer)
+    last_levels: FloatArray | None = None
 
     def __post_init__(self) -> None:
         if self.site is not None and self.site.event_processors:
@@ -199,8 +202,22 @@ class WattwiseHook(Hook):
             self.policies = [p for p in self.policies if not isinstance(p[0], PredictiveMigrationPolicy)]
 
     def decisions(self, twin: Twin, state: PowerState) -> list[Decision]:
-        """Every due policy's decision on the same state and forecast."""
-        base = self.forecaster.observe(state.server_power_w)
+        """Every due policy's decision on the same state and forecast.
+
+        As the controller's planner does: runtime targets count from the start of the power
+        event, and a server's recent peaks start again once its services' levels changed (the
+        twin's readings are current, so at once).
+        """
+        state = self.battery.stamp(state)
+        levels = np.asarray(state.service_level_frac)
+        restart = None
+        if self.last_levels is not None and len(self.last_levels) == len(levels):
+            changed = np.abs(levels - self.last_levels) > 1e-9
+            ix = state.index
+            hit = changed[ix.wl_service].astype(np.float64)
+            restart = np.bincount(ix.wl_server, weights=hit, minlength=len(ix.server_ids)) > 0
+        self.last_levels = levels.copy()
+        base = self.forecaster.observe(state.server_power_w, restart)
         fc = replace(base, horizon_s=self.horizon_s, psu_failure_prob=degradation_failure_prob(twin, self.horizon_s))
         assert state.ups_on_battery is not None
         assert state.feed_available is not None
