@@ -32,7 +32,6 @@ from wattwise.control.processors import ProcessorWatch
 from wattwise.decide.allocation import GreedyAllocationPolicy, MilpAllocationPolicy
 from wattwise.decide.base import NO_FORECAST, EfficiencyCurves, PowerState, SiteForecast
 from wattwise.decide.baselines import NutShutdownAllPolicy, ReactiveThresholdPolicy, SeedGreedyPolicy
-from wattwise.decide.chain import BatteryTimer
 from wattwise.decide.cooling import HeatFollowingCoolingPolicy
 from wattwise.decide.event_shift import DisruptionShiftPolicy
 from wattwise.decide.index import SiteIndex
@@ -185,7 +184,6 @@ class WattwiseHook(Hook):
     site: Site | None = None
     processors: ProcessorWatch | None = None
     shift: DisruptionShiftPolicy = field(default_factory=DisruptionShiftPolicy)
-    battery: BatteryTimer = field(default_factory=BatteryTimer)
     last_levels: FloatArray | None = None
 
     def __post_init__(self) -> None:
@@ -204,11 +202,9 @@ class WattwiseHook(Hook):
     def decisions(self, twin: Twin, state: PowerState) -> list[Decision]:
         """Every due policy's decision on the same state and forecast.
 
-        As the controller's planner does: runtime targets count from the start of the power
-        event, and a server's recent peaks start again once its services' levels changed (the
-        twin's readings are current, so at once).
+        As the controller's planner does, a server's recent peaks start again once its
+        services' levels changed (the twin's readings are current, so at once).
         """
-        state = self.battery.stamp(state)
         levels = np.asarray(state.service_level_frac)
         restart = None
         if self.last_levels is not None and len(self.last_levels) == len(levels):

@@ -25,7 +25,6 @@ from wattwise.control.models import NodeForecasts
 from wattwise.control.processors import ProcessorWatch
 from wattwise.control.read_levels import ReadLevels
 from wattwise.decide.base import EfficiencyCurves, Policy, PowerState, SiteForecast
-from wattwise.decide.chain import BatteryTimer
 from wattwise.decide.event_shift import DisruptionShiftPolicy
 from wattwise.decide.index import SiteIndex
 from wattwise.model.graph import SiteGraph
@@ -119,8 +118,6 @@ class PolicyPlanner:
         self.policy_errors: dict[str, str] = {}
         self.periods_s = dict(periods_s or {})
         self._last_run_s: dict[str, float] = {}
-        self.battery = BatteryTimer()
-        """When each UPS went on battery: runtime targets count from the start of the event."""
         self.read_levels = ReadLevels(index)
         """The service levels each server's power reading was taken at."""
         self._wl_pos = {w: i for i, w in enumerate(index.wl_ids)}
@@ -156,8 +153,7 @@ class PolicyPlanner:
         """The policies' view of the site now."""
         values = {k: v for k, (v, _) in latest.values.items()}
         state = PowerState.from_readings(self.index, values, t_s=now_s)
-        state = state.with_(efficiency=self.curves) if self.curves is not None else state
-        return self.battery.stamp(state)
+        return state.with_(efficiency=self.curves) if self.curves is not None else state
 
     def plan(self, latest: LatestValues, now_s: float, event: str | None) -> tuple[list[Decision], InterlockContext]:
         """Decisions of every policy, with the interlock context they were made in.

@@ -17,17 +17,13 @@ power event switchable servers with no workload are powered off (``spare_off``).
 adds an energy row: every service it carries needs the battery for its inherited tier's
 runtime target (at least ``min_hold_s``, the re-plan period, so even a low tier that keeps
 power pays for the time until the next plan); idle and base loads need it for the longest
-target of what they carry. Targets count from the start of the event: a UPS on battery for
-``ups_on_battery_s`` needs only what is left of each target (still at least ``min_hold_s``).
-The energy row's capacity is the usable energy above the low-battery reserve, less the
-energy the present draw takes for ``response_reserve_s`` (the battery drains at the
-pre-plan load until the plan's actions take effect).
-
-Why both: counted from the moment of each plan, the targets ask the battery for the full
-target again at every re-plan while the battery has drained, so every plan during an outage
-needed a little more shed than the one before (a shed every few seconds at 10 000 servers).
-Counted from the start of the event, a plan that fit stays fitting as long as the reserve
-covers the time its actions took.
+target of what they carry, counted from the moment of the plan: a look-ahead reserve (the
+critical tier always keeps its target's worth ahead, however long the outage has lasted; see
+``docs/adr/0005-runtime-targets-as-look-ahead.md``). The energy row's capacity is the usable
+energy above the low-battery reserve, less the energy the present draw takes for
+``response_reserve_s`` (the battery drains at the pre-plan load until the plan's actions
+take effect; without it, the plan made a second after an event's plan found the battery
+that much lower and shed again).
 
 **Rules.** Services whose inherited tier is critical are always on (any allowed level). A
 dependant on ⇒ its dependencies on. Zero priority inversions: if any service of inherited
@@ -237,22 +233,18 @@ def _build(
     pairs = np.unique(ix.wl_service[is_host[ix.wl_server]] * (n_srv + 1) + ix.wl_server[is_host[ix.wl_server]])
     pair_service, pair_server = pairs // (n_srv + 1), pairs % (n_srv + 1)
     rank = ix.service_eff_rank
-    target = ix.runtime_target_s
-    svc_target = target[rank]
-    host_target = np.zeros(len(host_server))
-    np.maximum.at(host_target, host_pos[pair_server], svc_target[pair_service])
+    hold = np.maximum(ix.runtime_target_s, min_hold_s)
+    svc_hold = hold[rank]
+    host_hold = np.zeros(len(host_server))
+    np.maximum.at(host_hold, host_pos[pair_server], svc_hold[pair_service])
     batt = np.flatnonzero(chain.ups_battery)
     urows = chain.ups_row[batt]
     level_now = state.service_level_frac
     assert level_now is not None
-    assert state.ups_on_battery_s is not None
-    # Targets count from the start of the event: what is left of them, at least min_hold_s.
-    elapsed = state.ups_on_battery_s[batt][:, None]
-    e_dyn = sp.csr_matrix(a_dyn_p[urows, :].multiply(np.maximum(svc_target[None, :] - elapsed, min_hold_s)))
-    e_idle = sp.csr_matrix(a_idle_p[urows, :].multiply(np.maximum(host_target[None, :] - elapsed, min_hold_s)))
-    left_max = np.maximum(target.max(initial=0.0) - elapsed[:, 0], min_hold_s)
-    e_base = base_row[urows] * left_max
-    e_spare = spare_row[urows] * left_max
+    e_dyn = a_dyn_p[urows, :].multiply(svc_hold[None, :])
+    e_idle = a_idle_p[urows, :].multiply(host_hold[None, :])
+    e_base = base_row[urows] * hold.max()
+    e_spare = spare_row[urows] * hold.max()
     # The battery drains at the present draw until the plan's actions take effect.
     host_on = np.zeros(len(host_server))
     np.maximum.at(host_on, host_pos[pair_server], (level_now[pair_service] > 0).astype(np.float64))

@@ -135,11 +135,6 @@ class PowerState:
         ats_source: Active source (node index) per ATS.
         ups_charge_frac: Battery state of charge per UPS.
         ups_on_battery: Whether each UPS runs from its battery (NUT ``OB``).
-        ups_on_battery_s: Seconds each UPS has run from battery in the present power event
-            (0 when it is not on battery or just went; see
-            :class:`~wattwise.decide.chain.BatteryTimer`). The allocation counts the tiers'
-            runtime targets from the start of the event, not from the moment of the plan.
-        service_level_frac: Current level per service (1 full, 0 shed).
         workload_read_level_frac: Level each workload's service had when its server's power
             was last read (None: the present levels). A reading taken before a shed still
             carries the shed service's draw; split by the present levels it would be charged to
@@ -168,7 +163,6 @@ class PowerState:
     ats_source: IntArray | None = None
     ups_charge_frac: FloatArray | None = None
     ups_on_battery: BoolArray | None = None
-    ups_on_battery_s: FloatArray | None = None
     service_level_frac: FloatArray | None = None
     workload_read_level_frac: FloatArray | None = None
     service_running: BoolArray | None = None
@@ -191,7 +185,6 @@ class PowerState:
             "ats_source": (ix.ats_sources[:, 0] if len(ix.ats_sources) else np.zeros(0, np.int64), np.int64),
             "ups_charge_frac": (np.ones(len(ix.ups_node)), np.float64),
             "ups_on_battery": (np.zeros(len(ix.ups_node), dtype=bool), bool),
-            "ups_on_battery_s": (np.zeros(len(ix.ups_node)), np.float64),
             "service_level_frac": (np.ones(len(ix.service_ids)), np.float64),
             "psu_available": (np.ones(len(ix.psu_ids), dtype=bool), bool),
             "psu_outlet_on": (np.ones(len(ix.psu_ids), dtype=bool), bool),

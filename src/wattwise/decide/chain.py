@@ -195,38 +195,3 @@ def row_loads_w(chain: LiveChain, server_power_w: FloatArray) -> FloatArray:
     """Load of every row for given server powers, W."""
     out: FloatArray = chain.server_to_row @ server_power_w
     return out
-
-
-@dataclass
-class BatteryTimer:
-    """When each UPS went on battery, so runtime targets count from the start of the event.
-
-    A UPS counts as on battery when :func:`live_chain` says so (flagged by the UPS, or nothing
-    upstream is live). The timer starts at the first state that shows it and stops at the
-    first one that does not. A controller restarted mid-event starts from 0 again (the
-    conservative side: the full target is asked of what is left).
-
-    >>> from wattwise.model.generate import SiteSpec, generate_site
-    >>> ix = SiteIndex.from_site(generate_site(SiteSpec(servers=20, servers_per_rack=10, seed=1)))
-    >>> timer = BatteryTimer()
-    >>> out = PowerState(index=ix, server_power_w=ix.server_idle_w, feed_available=[False] * 4, t_s=100.0)
-    >>> [float(x) for x in timer.stamp(out).ups_on_battery_s]
-    [0.0, 0.0]
-    >>> [float(x) for x in timer.stamp(out.with_(t_s=130.0)).ups_on_battery_s]
-    [30.0, 30.0]
-    >>> back = PowerState(index=ix, server_power_w=ix.server_idle_w, t_s=140.0)
-    >>> [float(x) for x in timer.stamp(back).ups_on_battery_s]
-    [0.0, 0.0]
-    """
-
-    since_s: FloatArray | None = None
-
-    def stamp(self, state: PowerState, *, inverter_efficiency_frac: float = 0.95) -> PowerState:
-        """``state`` with ``ups_on_battery_s`` filled in (the live chain it computed kept)."""
-        chain = live_chain(state, inverter_efficiency_frac=inverter_efficiency_frac)
-        on = chain.ups_battery
-        if self.since_s is None or len(self.since_s) != len(on):
-            self.since_s = np.full(len(on), np.nan)
-        self.since_s = np.where(on, np.where(np.isnan(self.since_s), state.t_s, self.since_s), np.nan)
-        elapsed = np.where(on, np.maximum(state.t_s - self.since_s, 0.0), 0.0)
-        return state.with_(keep=("chain:",), ups_on_battery_s=elapsed)
