@@ -265,7 +265,8 @@ async def build_rig(site: Site, args: argparse.Namespace, wire_servers: bool, se
     members: list[tuple[Driver, float]] = [*built.polled, (orchestrator, args.ups_poll_s)]
     aggregator: HttpOrchestratorDriver | None = None
     if not wire_servers:  # servers' readings and caps through the stand-in, at the servers' period
-        client = httpx.AsyncClient(base_url=base, timeout=5.0)
+        # 290 000 readings a poll at 10k: a device process still warming up took over 5 s once.
+        client = httpx.AsyncClient(base_url=base, timeout=30.0)
         aggregator = HttpOrchestratorDriver(client, IN_PROCESS_KINDS, name="bmc-aggregator", prefix="/servers")
         members.append((aggregator, args.server_poll_s))
     in_process = [] if wire_servers else ["server and PSU readings, power caps and PSU set-points (JSON stand-in)"]
