@@ -17,7 +17,7 @@ import nats
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
-from nats.js.errors import NotFoundError
+from nats.js.errors import BadRequestError, NotFoundError
 
 from wattwise.model.values import Reading
 from wattwise.telemetry.batch import ReadingBatch
@@ -33,7 +33,15 @@ async def ensure_stream(nc: Client, stream: str = NATS_STREAM, subjects: Sequenc
     try:
         await js.stream_info(stream)
     except NotFoundError:
-        await js.add_stream(StreamConfig(name=stream, subjects=list(subjects), duplicate_window=120.0))
+        try:
+            await js.add_stream(StreamConfig(name=stream, subjects=list(subjects), duplicate_window=120.0))
+        except BadRequestError as err:
+            # Another client (an ingest service and a publisher starting together) created it
+            # between the two calls; if it still is not there the overlap is real: raise.
+            try:
+                await js.stream_info(stream)
+            except NotFoundError:
+                raise err from None
 
 
 async def publish_readings(nc: Client, site_id: str, readings: Sequence[Reading]) -> None:
