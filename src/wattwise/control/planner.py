@@ -168,7 +168,7 @@ class PolicyPlanner:
         assert state.service_level_frac is not None
         read_s = np.array([latest.values.get((sid, "power_w"), (0.0, -np.inf))[1] for sid in self.index.server_ids])
         at_read, restart = self.read_levels.levels(read_s, state.service_level_frac, self.index.wl_server, now_s)
-        state = state.with_(keep=("chain:",), workload_read_level_frac=at_read)
+        state = state.with_(workload_read_level_frac=at_read)
         base = self.forecaster.observe(state.server_power_w, restart)
         forecast = self._with_node_loads(base, latest, now_s)
         self.last_state, self.last_forecast = state, forecast

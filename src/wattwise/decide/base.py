@@ -135,6 +135,7 @@ class PowerState:
         ats_source: Active source (node index) per ATS.
         ups_charge_frac: Battery state of charge per UPS.
         ups_on_battery: Whether each UPS runs from its battery (NUT ``OB``).
+        service_level_frac: Current level per service (1 full, 0 shed).
         workload_read_level_frac: Level each workload's service had when its server's power
             was last read (None: the present levels). A reading taken before a shed still
             carries the shed service's draw; split by the present levels it would be charged to
@@ -205,14 +206,9 @@ class PowerState:
         if self.workload_read_level_frac is not None:
             object.__setattr__(self, "workload_read_level_frac", _ro(self.workload_read_level_frac))
 
-    def with_(self, *, keep: tuple[str, ...] = (), **changes: object) -> PowerState:
-        """A copy with some fields replaced (the state itself is frozen).
-
-        ``keep``: prefixes of cached results that the changed fields do not affect (the
-        caller's word), carried over instead of computed again.
-        """
-        cache = {k: v for k, v in self._cache.items() if k.startswith(keep)} if keep else {}
-        return replace(self, _cache=cache, **changes)  # type: ignore[arg-type]
+    def with_(self, **changes: object) -> PowerState:
+        """A copy with some fields replaced (the state itself is frozen)."""
+        return replace(self, _cache={}, **changes)  # type: ignore[arg-type]
 
     @classmethod
     def from_readings(cls, index: SiteIndex, latest: Mapping[tuple[str, str], float], t_s: float = 0.0) -> PowerState:
