@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 import pytest
 
 from wattwise.act.actuator import Actuator
-from wattwise.act.base import MemoryJournal, Mode, Phase
+from wattwise.act.base import JournalEntry, MemoryJournal, Mode, Phase
 from wattwise.act.interlocks import (
     CriticalClosureInterlock,
     DependencyOrderInterlock,
@@ -476,3 +477,32 @@ async def test_one_layer_checks_each_outlet_off_against_those_sent_before_it(gra
     # The pending approval was checked before the outlets went: its context holds none of them.
     ((_, ctx),) = act._pending.values()
     assert not set(outlets) & set(ctx.outlets_off)
+
+
+async def test_a_layers_answers_are_written_with_the_next_layers_entries_before_it_is_sent(graph: SiteGraph) -> None:
+    """One journal write per layer plus one at the end, and every answer is in the journal
+    before anything of a later layer leaves (the write costs the same whatever its size)."""
+
+    class CountingJournal(MemoryJournal):
+        def __init__(self) -> None:
+            super().__init__()
+            self.writes = 0
+
+        def append_many(self, entries: Sequence[JournalEntry]) -> None:
+            self.writes += 1
+            super().append_many(entries)
+
+    driver = LayerDriver()
+    journal = CountingJournal()
+    act = Actuator(Mode.ARMED, journal, lambda a: driver, [], SimClock())  # type: ignore[arg-type]
+    a, b, c = _low_services(graph, 3)
+    layered = [
+        Action(kind=ActionKind.SERVICE_SHED, target_id=t, decision_id="d", sequence=k) for k, t in enumerate((a, b, c))
+    ]
+    out = await act.execute([_decision(*layered)], InterlockContext(t_s=0.0, power_event=True))
+    assert [v.phase for v in out] == [Phase.ACKED] * 3
+    assert journal.writes == 4
+    steps = [(e.target_id, e.phase) for e in journal.entries()]
+    assert steps.index((a, Phase.ACKED)) < steps.index((b, Phase.SENT))
+    assert steps.index((b, Phase.ACKED)) < steps.index((c, Phase.SENT))
+    assert steps[-1] == (c, Phase.ACKED)

@@ -49,3 +49,15 @@ def test_wire_needs_real_time(tmp_path: Path) -> None:
         app, ["demo", "--wire", "--speed", "10", "--store", str(tmp_path / "s.duckdb"), "--duration-s", "1"]
     )
     assert result.exit_code == 2 and "--speed 1" in result.output
+
+
+def test_event_sources_keep_the_demo_period_and_bulk_telemetry_is_slower() -> None:
+    from wattwise.cli.demo_wire import BULK_PERIOD_S, poll_periods
+    from wattwise.sim.emulators.stack import Endpoint, Endpoints
+
+    clients = {proto: object() for proto in ("nut", "modbus", "snmp", "redfish")}
+    eps = Endpoints([Endpoint(p, f"{p}://127.0.0.1", (f"{p}-dev",), c) for p, c in clients.items()])  # type: ignore[arg-type]
+    got = {p: period for (client, period) in poll_periods(eps, 2.0) for p, c in clients.items() if c is client}
+    assert got == {"nut": 2.0, "modbus": 2.0, "snmp": BULK_PERIOD_S, "redfish": BULK_PERIOD_S}
+    # A demo polled more slowly than the bulk period polls everything at its own period.
+    assert {period for _, period in poll_periods(eps, 30.0)} == {30.0}

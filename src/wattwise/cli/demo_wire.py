@@ -7,9 +7,13 @@ What has no wire protocol in the twin stays in-process: services and feeds are r
 service sheds, restores, throttles and migrations sent to, the twin's own driver, standing in
 for the orchestrator and the utility meters (as in ``tests/control/test_e2e_wire.py``).
 
-Wire drivers stamp readings with the wall clock, so ``--wire`` runs at ``--speed 1`` only. A
-large site does not fit the demo's 2 s poll period over the wire on a small machine
-(``bench/demo_wire.py``: the 2 000-server example takes tens of seconds per cycle), so the
+Event sources (UPS and ATS over NUT, racklets over Modbus) are polled at the demo's poll
+period; bulk telemetry (PDUs over SNMP, server BMCs over Redfish) every ``BULK_PERIOD_S``, as
+a site's endpoints file sets it and as ``bench/event_ack.py`` polls the floor: at one period
+for everything, the 2 000-server example took tens of seconds per cycle on a small machine
+(``bench/demo_wire.py``) and its commands timed out behind the polls.
+
+Wire drivers stamp readings with the wall clock, so ``--wire`` runs at ``--speed 1`` only. The
 in-process twin stays the default.
 """
 
@@ -25,6 +29,11 @@ from wattwise.model.values import Action
 from wattwise.sim.driver import TwinDriver
 from wattwise.sim.emulators.stack import Endpoints, start_endpoints
 from wattwise.sim.twin import Twin
+
+BULK_PERIOD_S = 10.0
+"""Poll period of bulk telemetry (SNMP PDUs, Redfish BMCs), s; never shorter than the demo's own."""
+EVENT_PROTOCOLS = frozenset({"nut", "modbus"})
+"""Protocols of the devices whose readings carry power events (on battery, ATS transfer, leaks)."""
 
 
 def route(routes: dict[str, Driver], orchestrator: Driver, action: Action) -> Driver | None:
@@ -60,8 +69,16 @@ class WireDrivers:
         await self.endpoints.stop()
 
 
+def poll_periods(
+    endpoints: Endpoints, poll_period_s: float, bulk_period_s: float = BULK_PERIOD_S
+) -> list[tuple[Driver, float]]:
+    """Each endpoint's driver with its period: event sources at ``poll_period_s``, bulk slower."""
+    bulk_s = max(poll_period_s, bulk_period_s)
+    return [(e.client, poll_period_s if e.protocol in EVENT_PROTOCOLS else bulk_s) for e in endpoints.endpoints]
+
+
 async def wire_drivers(twin: Twin, clock: Clock, poll_period_s: float) -> WireDrivers:
-    """Serve the twin on loopback and build the drivers that poll it.
+    """Serve the twin on loopback and build the drivers that poll it (periods: :func:`poll_periods`).
 
     Raises:
         FileNotFoundError: upsd (Debian nut-server) is not installed.
@@ -70,7 +87,7 @@ async def wire_drivers(twin: Twin, clock: Clock, poll_period_s: float) -> WireDr
     routes = {d: e.client for e in endpoints.endpoints for d in e.device_ids}
     orchestrator = TwinDriver(twin, clock=clock, name="orchestrator", kinds=("service", "feed"))
     polled = PolledDriver(
-        [(d, poll_period_s) for d in endpoints.drivers()], clock, partial(route, routes, orchestrator), name="wire"
+        poll_periods(endpoints, poll_period_s), clock, partial(route, routes, orchestrator), name="wire"
     )
     await polled.prime()  # the controller's first decision must not be made on no data
     return WireDrivers(endpoints, polled, orchestrator, routes)
