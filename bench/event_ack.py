@@ -192,7 +192,9 @@ class Rig:
 
     async def inject(self, evs: list[dict[str, Any]]) -> None:
         """Events into the twin, now (in the device process)."""
-        (await self.control.post("/events", content=json.dumps(evs))).raise_for_status()
+        # At 10k on a slow host the device process once took over 10 s to take the request; the
+        # trial's clock starts before it is sent, so such a stall counts against the response.
+        (await self.control.post("/events", content=json.dumps(evs), timeout=60.0)).raise_for_status()
 
     async def status(self) -> dict[str, Any]:
         """Whether any service is still shed, and the device process's CPU seconds."""
@@ -653,6 +655,19 @@ def _verdict(res: dict[str, Any], args: argparse.Namespace) -> list[str]:
     return ["Verdict:", "", *out, ""]
 
 
+def reference_loop_s() -> float:
+    """Seconds for 10 million pure-Python additions: how fast this host runs the rig (lower is faster)."""
+    t0, total = time.perf_counter(), 0
+    for i in range(10_000_000):
+        total += i
+    return time.perf_counter() - t0
+
+
+def _speed(saved: dict[str, Any]) -> str:
+    ref = saved.get("reference_loop_s")
+    return f" (10 million pure-Python additions took {ref:.2f} s at the start: compare hosts by it)" if ref else ""
+
+
 def report(results: list[dict[str, Any]], args: argparse.Namespace, saved: dict[str, Any]) -> str:
     if "total_wall_s" in saved:
         whole = f"{saved['total_wall_s']:.0f} s wall, {saved['total_cpu_s']:.0f} s CPU"
@@ -667,7 +682,7 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace, saved: dict[
         f"Command: `{command(args.argv)}`",
         "",
         f"Machine: {os.cpu_count()} cores ({platform.processor() or platform.machine()}), "
-        f"{saved['measured_at']}; the load averages below were taken during each "
+        f"{saved['measured_at']}{_speed(saved)}; the load averages below were taken during each "
         f"phase. The machine is shared: when the load average exceeds the core count, wall-clock figures include "
         f"waiting for a CPU. Whole run: {whole} in this process "
         "(the controller process; the device process's CPU is given per site).",
@@ -709,6 +724,9 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace, saved: dict[
         "",
     ]
     for res in results:
+        if "failed" in res:
+            lines += [f"## {res['site']}: the run failed", "", f"`{res['failed']}`: no figures for this site.", ""]
+            continue
         lines += site_section(res, args)
     lines += [f"Raw per-trial figures: `{args.out.with_suffix('.json').name}`.", ""]
     return "\n".join(lines)
@@ -720,7 +738,11 @@ async def amain(args: argparse.Namespace) -> list[dict[str, Any]]:
         print(f"site {name}", file=sys.stderr, flush=True)
         large = name == "10k" and args.trials_10k is not None
         trials, baseline = (args.trials_10k, args.baseline_10k) if large else (args.trials, args.baseline)
-        out.append(await run_site(name, args, trials, baseline))
+        try:
+            out.append(await run_site(name, args, trials, baseline))
+        except Exception as err:  # noqa: BLE001 - the other sites' figures are still reported
+            print(f"site {name} failed: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
+            out.append({"site": name, "failed": f"{type(err).__name__}: {err}"})
     return out
 
 
@@ -776,6 +798,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], str]:
     """Measure, write the report and its JSON; returns both."""
+    reference_s = reference_loop_s()
     wall0, cpu0 = time.perf_counter(), cpu_s()
     factory = new_event_loop if args.loop == "uvloop" else asyncio.new_event_loop  # as `wattwise run`, or not
     with asyncio.Runner(loop_factory=factory) as runner:
@@ -792,6 +815,7 @@ def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], str]:
         "sites": results,
         "total_wall_s": time.perf_counter() - wall0,
         "total_cpu_s": cpu_s() - cpu0,
+        "reference_loop_s": reference_s,
         "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
