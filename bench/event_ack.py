@@ -48,6 +48,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -68,6 +69,7 @@ from wattwise.drivers.base import Driver  # noqa: E402
 from wattwise.drivers.endpoint_drivers import BuiltDrivers, build_drivers  # noqa: E402
 from wattwise.drivers.endpoint_rules import load_endpoints  # noqa: E402
 from wattwise.drivers.polled import PolledDriver  # noqa: E402
+from wattwise.errors import DeviceUnavailable  # noqa: E402
 from wattwise.model.clock import WallClock  # noqa: E402
 from wattwise.model.generate import SiteSpec, generate_site  # noqa: E402
 from wattwise.model.loader import dump_site, load_site  # noqa: E402
@@ -104,11 +106,17 @@ class HttpOrchestratorDriver:
         return kind in self.kinds
 
     async def read(self) -> list[Reading]:
-        rows = (await self.client.get(self.read_path)).json()
+        try:
+            rows = (await self.client.get(self.read_path)).json()
+        except httpx.HTTPError as err:  # as the production drivers do: the poll fails, the loop goes on
+            raise DeviceUnavailable(f"GET {self.read_path}: {type(err).__name__} {err}", device_id=self.name) from err
         return [Reading(d, m, float(v), float(t)) for d, m, v, t in rows]
 
     async def apply(self, action: Action) -> ActionResult:
-        resp = await self.client.post(self.apply_path, content=action.model_dump_json())
+        try:
+            resp = await self.client.post(self.apply_path, content=action.model_dump_json())
+        except httpx.HTTPError as err:
+            raise DeviceUnavailable(f"POST {self.apply_path}: {type(err).__name__} {err}", device_id=self.name) from err
         return ActionResult.model_validate(resp.json())
 
     async def close(self) -> None:
@@ -741,8 +749,10 @@ async def amain(args: argparse.Namespace) -> list[dict[str, Any]]:
         try:
             out.append(await run_site(name, args, trials, baseline))
         except Exception as err:  # noqa: BLE001 - the other sites' figures are still reported
-            print(f"site {name} failed: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
-            out.append({"site": name, "failed": f"{type(err).__name__}: {err}"})
+            where = traceback.extract_tb(err.__traceback__)[-1]
+            why = f"{type(err).__name__}: {err} (in {where.name}, {Path(where.filename).name}:{where.lineno})"
+            traceback.print_exc()
+            out.append({"site": name, "failed": why})
     return out
 
 
