@@ -749,7 +749,9 @@ async def amain(args: argparse.Namespace) -> list[dict[str, Any]]:
         try:
             out.append(await run_site(name, args, trials, baseline))
         except Exception as err:  # noqa: BLE001 - the other sites' figures are still reported
-            where = traceback.extract_tb(err.__traceback__)[-1]
+            # The rig's own frame nearest the failure (the last frame is inside httpx or asyncio).
+            frames = traceback.extract_tb(err.__traceback__)
+            where = next((f for f in reversed(frames) if Path(f.filename).name == Path(__file__).name), frames[-1])
             why = f"{type(err).__name__}: {err} (in {where.name}, {Path(where.filename).name}:{where.lineno})"
             traceback.print_exc()
             out.append({"site": name, "failed": why})
